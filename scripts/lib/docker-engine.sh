@@ -1,0 +1,126 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/test and the rehearsal scripts: make sure a local
+# Docker engine runs, and build the test-host image the Molecule scenarios use.
+# Source it; every function prints what it does and fails loudly.
+
+FASTCHAT_LAB_DOCKERD_LOG=${FASTCHAT_LAB_DOCKERD_LOG:-/var/log/fastchat-lab-dockerd.log}
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Install Debian's docker.io when no Docker engine is installed.
+ensure_docker_installed() {
+  if command -v dockerd >/dev/null 2>&1; then
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "No Docker engine (dockerd) and no apt-get: install Docker, then re-run."
+    return 1
+  fi
+  log "Installing Debian's docker.io (no dockerd found)."
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    docker.io iptables ca-certificates >/dev/null
+}
+
+# Start dockerd when nothing answers on the socket, then wait for it.
+ensure_docker_running() {
+  ensure_docker_installed
+  if docker info >/dev/null 2>&1; then
+    return 0
+  fi
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    log "Starting the docker service."
+    systemctl start docker || true
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    # No init system (a container, a CI sandbox): run dockerd ourselves.
+    # A socket left by a dockerd that was killed would make it refuse to start.
+    if ! pgrep -x dockerd >/dev/null 2>&1; then
+      rm -f /var/run/docker.pid /var/run/docker.sock
+      log "Starting dockerd (log: $FASTCHAT_LAB_DOCKERD_LOG)."
+      nohup dockerd >>"$FASTCHAT_LAB_DOCKERD_LOG" 2>&1 &
+    fi
+  fi
+  local i
+  for i in $(seq 1 60); do
+    if docker info >/dev/null 2>&1; then
+      log "Docker engine $(docker info --format '{{.ServerVersion}}') is running."
+      return 0
+    fi
+    sleep 1
+  done
+  log "dockerd did not answer within 60 s; last lines of its log:"
+  tail -n 20 "$FASTCHAT_LAB_DOCKERD_LOG" >&2 || true
+  return 1
+}
+
+# The host CA bundle, trusted inside test hosts and image builds (registries
+# are reached through a TLS-intercepting proxy here, as in many corporate labs).
+host_ca_bundle() {
+  local f
+  for f in "${FASTCHAT_LAB_EXTRA_CA:-}" /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
+    if [ -n "$f" ] && [ -s "$f" ]; then
+      printf '%s\n' "$f"
+      return 0
+    fi
+  done
+  log "No CA bundle found; set FASTCHAT_LAB_EXTRA_CA to a PEM file."
+  return 1
+}
+
+# Build (or reuse) the Debian rootfs image made by debootstrap; no registry needed.
+# Prints the image name.
+ensure_rootfs_image() {
+  local suite=$1 image="fastchat-lab/rootfs:$1"
+  if docker image inspect "$image" >/dev/null 2>&1; then
+    printf '%s\n' "$image"
+    return 0
+  fi
+  if ! command -v debootstrap >/dev/null 2>&1; then
+    log "Installing debootstrap."
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  fi
+  local dir
+  dir=$(mktemp -d /var/tmp/fastchat-lab-rootfs.XXXXXX)
+  log "debootstrap $suite into $dir (about a minute)."
+  # The mirror is left at debootstrap's default; set FASTCHAT_LAB_DEBIAN_MIRROR for another.
+  # shellcheck disable=SC2086
+  if ! debootstrap --variant=minbase "$suite" "$dir" ${FASTCHAT_LAB_DEBIAN_MIRROR:-} >"$dir.log" 2>&1; then
+    tail -n 20 "$dir.log" >&2
+    rm -rf "$dir" "$dir.log"
+    return 1
+  fi
+  tar -C "$dir" -c . | docker import - "$image" >/dev/null
+  rm -rf "$dir" "$dir.log"
+  printf '%s\n' "$image"
+}
+
+# Build (or reuse) the test-host image: Debian 13 with systemd as PID 1, python3,
+# and the host CA bundle trusted. Its tag is a hash of every input, so a changed
+# Dockerfile or CA bundle gives a new image and an unchanged one is reused.
+# Prints the tag.
+ensure_testhost_image() {
+  local root ctx ca base tag
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  ctx="$root/molecule/resources/testhost"
+  ca=$(host_ca_bundle)
+  base=$(ensure_rootfs_image trixie)
+  tag=$( (cat "$ctx/Dockerfile"; cat "$ca"; docker image inspect --format '{{.Id}}' "$base") | sha256sum | cut -c1-16)
+  if docker image inspect "fastchat-lab/testhost:$tag" >/dev/null 2>&1; then
+    log "Test-host image fastchat-lab/testhost:$tag is up to date."
+  else
+    local build
+    build=$(mktemp -d)
+    cp "$ctx/Dockerfile" "$build/"
+    cp "$ca" "$build/extra-ca.crt"
+    log "Building test-host image fastchat-lab/testhost:$tag."
+    if ! docker build --network host --build-arg "BASE=$base" -t "fastchat-lab/testhost:$tag" "$build" >"$build.log" 2>&1; then
+      tail -n 30 "$build.log" >&2
+      rm -rf "$build" "$build.log"
+      return 1
+    fi
+    rm -rf "$build" "$build.log"
+  fi
+  printf '%s\n' "$tag"
+}

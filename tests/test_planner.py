@@ -1,0 +1,508 @@
+"""The planner (module_utils/lab_plan.py): valid labs and every rejection."""
+
+import copy
+import json
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_plan import (
+    PlanError,
+    build_plan,
+    format_plan_table,
+    merge_catalogue,
+    parse_memory_size,
+)
+from fastchat.conversation import conv_templates
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEMPLATES = set(conv_templates)
+with open(os.path.join(ROOT, "group_vars", "all.yml"), encoding="utf-8") as fh:
+    CATALOGUE = yaml.safe_load(fh)["fastchat_models"]
+P40 = {"count": 4, "name": "Tesla P40", "memory_mib": 23040,
+       "compute_capability": "6.1", "driver_version": "515.105.01"}
+H100 = {"count": 2, "name": "NVIDIA H100 80GB HBM3", "memory_mib": 81559,
+        "compute_capability": "9.0", "driver_version": "550.54.15"}
+
+
+def reference_lab():
+    """The reference lab exactly as inventory/lab declares it."""
+    with open(os.path.join(ROOT, "inventory", "lab"), encoding="utf-8") as fh:
+        inv = yaml.safe_load(fh)
+    hosts, groups = {}, {"all": []}
+    for group, body in inv["all"]["children"].items():
+        groups[group] = list(body["hosts"])
+        for host, hvars in body["hosts"].items():
+            hosts.setdefault(host, {}).update(hvars or {})
+            if host not in groups["all"]:
+                groups["all"].append(host)
+    return hosts, groups
+
+
+def plan_of(hosts, groups, catalogue=None, settings=None):
+    return build_plan(hosts, groups, CATALOGUE if catalogue is None else catalogue,
+                      settings or {}, TEMPLATES)
+
+
+def services(plan, host):
+    return {s["name"]: s for s in plan["hosts"][host]["services"]}
+
+
+# ---------------------------------------------------------------------------
+# Valid labs
+# ---------------------------------------------------------------------------
+
+def test_reference_lab_plan():
+    plan = plan_of(*reference_lab())
+    json.dumps(plan)  # JSON-serialisable
+    gpu01 = plan["hosts"]["gpu01"]
+    assert gpu01["address"] == "192.0.2.10"
+    assert gpu01["is_head"] and gpu01["is_gpu_host"]
+    assert gpu01["gpu_source"] == "declared"
+    assert [g["index"] for g in gpu01["gpus"]] == [0, 1, 2, 3]
+    assert gpu01["stacks"] == ["cpu", "cuda117"]
+    svc = services(plan, "gpu01")
+    assert list(svc) == ["controller", "openai-api", "web-ui", "qwen-7b-chat-gpu1",
+                         "baichuan-13b-chat-gpu2-3"]
+    ctl = "http://192.0.2.10:21001"
+    assert svc["controller"]["argv"] == [
+        "python3", "-m", "fastchat.serve.controller", "--host", "0.0.0.0", "--port", "21001",
+        "--dispatch-method", "shortest_queue"]
+    assert svc["openai-api"]["argv"] == [
+        "python3", "-m", "fastchat.serve.openai_api_server", "--host", "0.0.0.0",
+        "--port", "8000", "--controller-address", ctl]
+    assert not any("api-key" in a for a in svc["openai-api"]["argv"])
+    assert svc["web-ui"]["argv"] == [
+        "python3", "-m", "fastchat.serve.gradio_web_server_multi", "--host", "0.0.0.0",
+        "--port", "7860", "--controller-url", ctl, "--model-list-mode", "reload"]
+    qwen = svc["qwen-7b-chat-gpu1"]
+    assert qwen["argv"] == [
+        "python3", "-m", "fastchat.serve.model_worker",
+        "--model-path", "/models/Qwen-7B-Chat", "--model-names", "Qwen-7B-Chat",
+        "--host", "0.0.0.0", "--port", "21002",
+        "--worker-address", "http://192.0.2.10:21002", "--controller-address", ctl,
+        "--device", "cuda", "--num-gpus", "1", "--conv-template", "qwen-7b-chat"]
+    assert (qwen["gpus"], qwen["stack"], qwen["port"]) == (["1"], "cuda117", 21002)
+    assert qwen["memory"] == {"need_gb": 17.0, "available_gb": 24.16}
+    baichuan = svc["baichuan-13b-chat-gpu2-3"]
+    assert baichuan["argv"] == [
+        "python3", "-m", "fastchat.serve.model_worker",
+        "--model-path", "/models/Baichuan-13B-Chat", "--model-names", "Baichuan-13B-Chat",
+        "--host", "0.0.0.0", "--port", "21003",
+        "--worker-address", "http://192.0.2.10:21003", "--controller-address", ctl,
+        "--device", "cuda", "--num-gpus", "2", "--max-gpu-memory", "24GB",
+        "--conv-template", "baichuan-chat"]
+    assert baichuan["gpus"] == ["2", "3"]
+    assert baichuan["memory"] == {"need_gb": 26.0, "available_gb": 48.0}
+    assert plan["summary"] == {
+        "head": "gpu01", "head_address": "192.0.2.10", "controller_address": ctl,
+        "api_url": "http://192.0.2.10:8000/v1", "web_ui_url": "http://192.0.2.10:7860",
+        "models": ["Baichuan-13B-Chat", "Qwen-7B-Chat"],
+        "workers": ["qwen-7b-chat-gpu1", "baichuan-13b-chat-gpu2-3"],
+        "gpu_hosts": ["gpu01"], "hosts": ["gpu01"]}
+    assert plan["models"]["Qwen-7B-Chat"]["container_path"] == "/models/Qwen-7B-Chat"
+    assert plan["models"]["Baichuan-13B-Chat"]["hosts"] == ["gpu01"]
+    assert plan["warnings"] == []
+
+
+def test_reference_lab_table():
+    lines = format_plan_table(plan_of(*reference_lab()))
+    assert lines[0].split(" | ")[0].strip() == "host"
+    bars = {tuple(i for i, c in enumerate(line) if c == "|") for line in lines[:1] + lines[2:7]}
+    assert len(bars) == 1 and len(next(iter(bars))) == 5  # fixed-width columns
+    text = "\n".join(lines)
+    assert "1 (Tesla P40)" in text and "2,3 (Tesla P40 x2)" in text
+    assert "17.0 / 24.2 GB" in text and "26.0 / 48.0 GB" in text
+    assert "controller: http://192.0.2.10:21001" in text
+
+
+def test_two_hosts_addresses_and_ports():
+    hosts, groups = reference_lab()
+    hosts["gpu02"] = {"ansible_host": "192.0.2.11", "fastchat_address": "10.0.0.12",
+                      "fastchat_gpus": H100,
+                      "fastchat_workers": [
+                          {"model": "Qwen-7B-Chat", "gpus": [0], "name": "qwen-b",
+                           "backend": "vllm"},
+                          {"model": "Baichuan-13B-Chat", "gpus": [1], "port": 21002}]}
+    groups["gpu_hosts"].append("gpu02")
+    plan = plan_of(hosts, groups)
+    svc = services(plan, "gpu02")
+    assert not plan["hosts"]["gpu02"]["is_head"]
+    assert plan["hosts"]["gpu02"]["stacks"] == ["cuda117", "vllm"]
+    # The explicit port 21002 is kept; the default port skips it.
+    assert svc["baichuan-13b-chat-gpu1"]["port"] == 21002
+    assert svc["qwen-b"]["port"] == 21003
+    assert svc["qwen-b"]["url"] == "http://10.0.0.12:21003"
+    assert svc["qwen-b"]["argv"] == [
+        "python3", "-m", "fastchat.serve.vllm_worker",
+        "--model-path", "/models/Qwen-7B-Chat", "--model-names", "Qwen-7B-Chat",
+        "--host", "0.0.0.0", "--port", "21003",
+        "--worker-address", "http://10.0.0.12:21003",
+        "--controller-address", "http://192.0.2.10:21001",
+        "--num-gpus", "1", "--conv-template", "qwen-7b-chat"]
+    assert svc["qwen-b"]["stack"] == "vllm"
+    assert "--worker-address" in svc["baichuan-13b-chat-gpu1"]["argv"]
+    assert "http://10.0.0.12:21002" in svc["baichuan-13b-chat-gpu1"]["argv"]
+    assert plan["models"]["Qwen-7B-Chat"]["hosts"] == ["gpu01", "gpu02"]
+    assert plan["summary"]["hosts"] == ["gpu01", "gpu02"]
+
+
+def test_head_only_host_and_settings():
+    hosts, groups = reference_lab()
+    hosts["head"] = {}
+    groups["fastchat_head"] = ["head"]
+    plan = plan_of(hosts, groups, settings={"controller_port": 31001, "api_port": 9000,
+                                            "dispatch_method": "lottery",
+                                            "worker_base_port": 31002})
+    assert plan["summary"]["controller_address"] == "http://head:31001"
+    assert [s["kind"] for s in plan["hosts"]["head"]["services"]] == [
+        "controller", "openai_api", "web_ui"]
+    assert "lottery" in plan["hosts"]["head"]["services"][0]["argv"]
+    assert services(plan, "gpu01")["qwen-7b-chat-gpu1"]["port"] == 31002
+    assert plan["hosts"]["gpu01"]["stacks"] == ["cuda117"]
+
+
+def test_gathered_facts_override_declared_gpus():
+    hosts, groups = reference_lab()
+    hosts["gpu01"]["fastchat_gpu_facts"] = [
+        {"index": i, "uuid": "GPU-%d" % i, "name": "NVIDIA H200", "memory_mib": 143771,
+         "compute_capability": "9.0", "driver_version": "580.159.04"} for i in range(4)]
+    hosts["gpu01"]["fastchat_workers"][1]["max_gpu_memory"] = "100GiB"
+    hosts["gpu01"]["fastchat_workers"][0]["backend"] = "vllm"  # fine on an H200
+    plan = plan_of(hosts, groups)
+    assert plan["hosts"]["gpu01"]["gpu_source"] == "facts"
+    assert plan["hosts"]["gpu01"]["gpus"][0]["uuid"] == "GPU-0"
+    svc = services(plan, "gpu01")
+    assert svc["baichuan-13b-chat-gpu2-3"]["memory"]["available_gb"] == 214.75
+    assert svc["qwen-7b-chat-gpu1"]["stack"] == "vllm"
+
+
+def test_empty_facts_fall_back_to_declared():
+    hosts, groups = reference_lab()
+    hosts["gpu01"]["ansible_facts"] = {"fastchat_gpu_facts": []}
+    hosts["gpu01"]["fastchat_gpu_facts"] = []
+    assert plan_of(hosts, groups)["hosts"]["gpu01"]["gpu_source"] == "declared"
+
+
+def test_cpu_worker_and_options():
+    hosts = {"lab": {"fastchat_workers": [
+        {"model": "Qwen-7B-Chat", "device": "cpu", "gpus": [],
+         "limit_worker_concurrency": 2, "conv_template": "qwen-7b-chat", "load_8bit": True}]}}
+    groups = {"all": ["lab"], "fastchat_head": ["lab"], "gpu_hosts": ["lab"]}
+    plan = plan_of(hosts, groups)
+    worker = services(plan, "lab")["qwen-7b-chat-cpu"]
+    assert worker["stack"] == "cpu" and worker["gpus"] == [] and worker["num_gpus"] == 0
+    assert worker["argv"][-7:] == ["--device", "cpu", "--load-8bit", "--conv-template",
+                                   "qwen-7b-chat", "--limit-worker-concurrency", "2"]
+    assert worker["argv"][2] == "fastchat.serve.model_worker"
+    assert "--num-gpus" not in worker["argv"]
+    assert worker["memory"]["available_gb"] is None
+    assert "host RAM" in "\n".join(format_plan_table(plan))
+
+
+def test_load_8bit_makes_a_big_model_fit_one_gpu():
+    hosts, groups = reference_lab()
+    hosts["gpu01"]["fastchat_workers"] = [
+        {"model": "Baichuan-13B-Chat", "gpus": [0], "load_8bit": True}]
+    svc = services(plan_of(hosts, groups), "gpu01")["baichuan-13b-chat-gpu0"]
+    assert "--load-8bit" in svc["argv"]
+    assert svc["memory"]["need_gb"] == 15.6
+
+
+def test_catalogue_extra_merges_by_name():
+    extra = {"Qwen-7B-Chat": {"local_path": "/srv/models/qwen"},
+             "Tiny": {"source": "org/tiny", "revision": "main", "gpu_memory_gb": 1}}
+    merged = merge_catalogue(CATALOGUE, extra)
+    assert merged["Qwen-7B-Chat"]["revision"] == CATALOGUE["Qwen-7B-Chat"]["revision"]
+    assert merged["Qwen-7B-Chat"]["local_path"] == "/srv/models/qwen"
+    assert "local_path" not in CATALOGUE["Qwen-7B-Chat"]  # shipped catalogue untouched
+    hosts, groups = reference_lab()
+    hosts["gpu01"]["fastchat_workers"].append({"model": "Tiny", "gpus": [0]})
+    plan = plan_of(hosts, groups, catalogue=merged)
+    assert plan["models"]["Qwen-7B-Chat"]["local_path"] == "/srv/models/qwen"
+    assert services(plan, "gpu01")["tiny-gpu0"]["port"] == 21004
+    assert any("Tiny" in w and "not a pinned commit" in w for w in plan["warnings"])
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("24GB", 24 * 10 ** 9), ("22GiB", 22 * 2 ** 30), ("13Gib", 13 * 2 ** 30),
+    ("500MB", 500 * 10 ** 6), ("512MiB", 512 * 2 ** 20), ("8Gb", 10 ** 9),
+    ("23.5GB", 23_500_000_000),
+])
+def test_parse_memory_size_like_accelerate(text, expected):
+    assert parse_memory_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["24", "lots", "GB", "-3GB", "0GiB", True])
+def test_parse_memory_size_rejects(text):
+    with pytest.raises(ValueError):
+        parse_memory_size(text)
+
+
+def test_p40_fits_24gb_but_not_25gb():
+    assert parse_memory_size("24GB") < 23040 * 2 ** 20 < parse_memory_size("25GB")
+
+
+# ---------------------------------------------------------------------------
+# Rejections: each case edits the reference lab, then checks the message parts.
+# ---------------------------------------------------------------------------
+
+def w(hosts, pos):
+    return hosts["gpu01"]["fastchat_workers"][pos]
+
+
+def add_worker(**worker):
+    def edit(hosts, groups):
+        hosts["gpu01"]["fastchat_workers"].append(worker)
+    return edit
+
+
+def set_key(pos, key, value):
+    def edit(hosts, groups):
+        w(hosts, pos)[key] = value
+    return edit
+
+
+def del_key(pos, key):
+    def edit(hosts, groups):
+        del w(hosts, pos)[key]
+    return edit
+
+
+def set_gpus(key, value):
+    def edit(hosts, groups):
+        hosts["gpu01"]["fastchat_gpus"] = dict(hosts["gpu01"]["fastchat_gpus"], **{key: value})
+    return edit
+
+
+def second_host(workers, **hvars):
+    def edit(hosts, groups):
+        hosts["gpu02"] = dict({"fastchat_gpus": H100, "fastchat_workers": workers}, **hvars)
+        groups["gpu_hosts"].append("gpu02")
+        groups["all"].append("gpu02")
+    return edit
+
+
+def catalogue_edit(name, key, value):
+    def edit(catalogue):
+        if value is None:
+            del catalogue[name][key]
+        else:
+            catalogue[name][key] = value
+    return edit
+
+
+INVALID = {
+    "gpu_twice_across_workers": (
+        add_worker(model="Qwen-7B-Chat", gpus=[1], name="q2"),
+        ["gpu01: fastchat_workers[2].gpus", "GPU 1 is already given to worker "
+         "qwen-7b-chat-gpu1", "Fix: give each GPU to one worker only"]),
+    "gpu_twice_in_one_worker": (
+        set_key(1, "gpus", [2, 2]),
+        ["gpu01: fastchat_workers[1].gpus", "GPU 2 is listed twice", "Fix: list each GPU once"]),
+    "index_beyond_declared": (
+        set_key(0, "gpus", [4]),
+        ["gpu01: fastchat_workers[0].gpus", "GPU 4 does not exist", "4 GPUs: 0, 1, 2, 3",
+         "Fix: use an index"]),
+    "negative_index": (
+        set_key(0, "gpus", [-1]),
+        ["gpu01: fastchat_workers[0].gpus", "GPU -1 is negative", "Fix:"]),
+    "gpus_as_string": (
+        set_key(1, "gpus", "2,3"),
+        ["gpu01: fastchat_workers[1].gpus", "must be a list", "'2,3'",
+         "Fix: write gpus: [1, 2], not a string"]),
+    "gpus_not_integers": (
+        set_key(0, "gpus", ["1"]),
+        ["gpu01: fastchat_workers[0].gpus", "'1' is not an integer GPU index", "Fix:"]),
+    "gpus_bool": (
+        set_key(0, "gpus", [True]),
+        ["gpu01: fastchat_workers[0].gpus", "True is not an integer", "Fix:"]),
+    "unknown_model": (
+        set_key(0, "model", "Llama-2-7b-chat"),
+        ["gpu01: fastchat_workers[0].model", "'Llama-2-7b-chat' is not in the model catalogue",
+         "Baichuan-13B-Chat, Qwen-7B-Chat", "fastchat_models_extra"]),
+    "missing_model": (
+        del_key(0, "model"),
+        ["gpu01: fastchat_workers[0].model: missing", "Fix:"]),
+    "duplicate_worker_ports": (
+        lambda hosts, groups: (w(hosts, 0).update(port=21010), w(hosts, 1).update(port=21010)),
+        ["gpu01: fastchat_workers[1].port", "port 21010 is already used by qwen-7b-chat-gpu1",
+         "Fix: give each service on a host its own port"]),
+    "port_of_head_service": (
+        set_key(0, "port", 8000),
+        ["gpu01: fastchat_workers[0].port", "port 8000 is already used by openai-api", "Fix:"]),
+    "duplicate_worker_names_lab_wide": (
+        second_host([{"model": "Qwen-7B-Chat", "gpus": [1]}]),
+        ["gpu02: fastchat_workers[0].name", "'qwen-7b-chat-gpu1' is already used by gpu01",
+         "Fix: set a unique name"]),
+    "no_head": (
+        lambda hosts, groups: groups.pop("fastchat_head"),
+        ["all: groups.fastchat_head: no head host", "Fix: put exactly one host"]),
+    "two_heads": (
+        lambda hosts, groups: (hosts.update(h2={}), groups.update(fastchat_head=["gpu01", "h2"])),
+        ["all: groups.fastchat_head: 2 head hosts (gpu01, h2)", "Fix: put exactly one host"]),
+    "worker_host_not_in_gpu_hosts": (
+        lambda hosts, groups: hosts.update(stray={"fastchat_workers": [
+            {"model": "Qwen-7B-Chat", "gpus": [0]}]}),
+        ["stray: fastchat_workers", "not in the gpu_hosts group", "Fix: add it to gpu_hosts"]),
+    "gpu_host_without_workers": (
+        second_host([]),
+        ["gpu02: fastchat_workers", "runs no worker", "Fix: give it at least one worker"]),
+    "not_enough_gpu_memory": (
+        set_key(0, "model", "Baichuan-13B-Chat"),
+        ["gpu01: fastchat_workers[0].gpus", "Baichuan-13B-Chat needs about 26.0 GB",
+         "GPU 1 gives 24.2 GB", "Fix: give the worker more GPUs", "load_8bit: true"]),
+    "cap_too_small_for_model": (
+        set_key(1, "max_gpu_memory", "12GB"),
+        ["gpu01: fastchat_workers[1].gpus", "needs about 26.0 GB", "GPUs 2,3 give 24.0 GB",
+         "raise max_gpu_memory"]),
+    "max_gpu_memory_above_gpu": (
+        set_key(1, "max_gpu_memory", "25GB"),
+        ["gpu01: fastchat_workers[1].max_gpu_memory", "25GB (25.00 GB) is more than GPU memory",
+         "23040 MiB", "Fix: set at most 23040MiB"]),
+    "max_gpu_memory_gib_above_gpu": (
+        set_key(1, "max_gpu_memory", "23GiB"),
+        ["gpu01: fastchat_workers[1].max_gpu_memory", "23GiB", "more than GPU memory"]),
+    "max_gpu_memory_unparseable": (
+        set_key(1, "max_gpu_memory", "24 gigs"),
+        ["gpu01: fastchat_workers[1].max_gpu_memory", "'24 gigs' cannot be parsed",
+         "Fix: write it like \"22GiB\" or \"24GB\""]),
+    "max_gpu_memory_single_gpu": (
+        set_key(0, "max_gpu_memory", "20GB"),
+        ["gpu01: fastchat_workers[0].max_gpu_memory", "only when a worker has more than one GPU",
+         "Fix: remove it"]),
+    "vllm_on_p40": (
+        set_key(0, "backend", "vllm"),
+        ["gpu01: fastchat_workers[0].backend", "compute capability 7.0", "has 6.1",
+         "Fix: use backend: hf", "Tesla P40"]),
+    "vllm_old_driver": (
+        second_host([{"model": "Qwen-7B-Chat", "gpus": [0], "backend": "vllm", "name": "q"}],
+                    fastchat_gpus=dict(H100, driver_version="515.105.01")),
+        ["gpu02: fastchat_workers[0].backend", "driver 525 or newer", "driver 515.105.01",
+         "Fix: upgrade the driver or use backend: hf"]),
+    "vllm_load_8bit": (
+        lambda hosts, groups: w(hosts, 0).update(backend="vllm", load_8bit=True),
+        ["gpu01: fastchat_workers[0].load_8bit", "vllm worker has no 8-bit option", "Fix:"]),
+    "cuda_without_gpus": (
+        set_key(0, "gpus", []),
+        ["gpu01: fastchat_workers[0].gpus", "a cuda worker needs at least one GPU",
+         "Fix: list its GPUs"]),
+    "cpu_with_gpus": (
+        set_key(0, "device", "cpu"),
+        ["gpu01: fastchat_workers[0].gpus", "a cpu worker cannot have GPUs (1)",
+         "Fix: set gpus: []"]),
+    "load_8bit_string": (
+        set_key(0, "load_8bit", "yes"),
+        ["gpu01: fastchat_workers[0].load_8bit", "must be a boolean, got 'yes'",
+         "Fix: write true or false without quotes"]),
+    "load_8bit_no_string": (
+        set_key(0, "load_8bit", "no"),
+        ["gpu01: fastchat_workers[0].load_8bit", "got 'no'"]),
+    "unknown_backend": (
+        set_key(0, "backend", "tgi"),
+        ["gpu01: fastchat_workers[0].backend", "'tgi' is not known", "Fix: use hf or vllm"]),
+    "unknown_device": (
+        set_key(0, "device", "gpu"),
+        ["gpu01: fastchat_workers[0].device", "'gpu' is not known", "Fix: use cuda or cpu"]),
+    "unknown_worker_key": (
+        set_key(0, "max_gpu_memroy", "20GB"),
+        ["gpu01: fastchat_workers[0].max_gpu_memroy: unknown key", "Fix: use only model, gpus"]),
+    "unknown_conv_template": (
+        set_key(0, "conv_template", "qwen-chat-v9"),
+        ["gpu01: fastchat_workers[0].conv_template", "'qwen-chat-v9' is not a template",
+         "qwen-7b-chat"]),
+    "limit_concurrency_string": (
+        set_key(0, "limit_worker_concurrency", "5"),
+        ["gpu01: fastchat_workers[0].limit_worker_concurrency", "positive integer"]),
+    "gpus_unknown": (
+        lambda hosts, groups: hosts["gpu01"].pop("fastchat_gpus"),
+        ["gpu01: fastchat_workers[0].gpus", "the GPUs of gpu01 are unknown",
+         "Fix: declare fastchat_gpus", "gather facts"]),
+    "declared_gpus_bad_memory": (
+        set_gpus("memory_mib", "24GB"),
+        ["gpu01: fastchat_gpus: memory_mib must be a positive number", "Fix: declare"]),
+    "declared_gpus_typo": (
+        set_gpus("compute_cap", "6.1"),
+        ["gpu01: fastchat_gpus.compute_cap: unknown key", "Fix: declare"]),
+    "workers_not_a_list": (
+        lambda hosts, groups: hosts["gpu01"].update(fastchat_workers={"model": "Qwen-7B-Chat"}),
+        ["gpu01: fastchat_workers: must be a list", "Fix: write it as a YAML list"]),
+    "worker_not_a_mapping": (
+        add_worker and (lambda hosts, groups: hosts["gpu01"]["fastchat_workers"].append(
+            "Qwen-7B-Chat")),
+        ["gpu01: fastchat_workers[2]: must be a mapping", "Fix:"]),
+}
+
+CATALOGUE_INVALID = {
+    "missing_revision": (
+        catalogue_edit("Qwen-7B-Chat", "revision", None),
+        ["all: fastchat_models['Qwen-7B-Chat'].revision: missing", "pinned commit"]),
+    "missing_source": (
+        catalogue_edit("Baichuan-13B-Chat", "source", None),
+        ["all: fastchat_models['Baichuan-13B-Chat'].source: missing", "Fix:"]),
+    "missing_memory": (
+        catalogue_edit("Qwen-7B-Chat", "gpu_memory_gb", None),
+        ["all: fastchat_models['Qwen-7B-Chat'].gpu_memory_gb: missing", "model card"]),
+    "memory_string": (
+        catalogue_edit("Qwen-7B-Chat", "gpu_memory_gb", "17GB"),
+        ["all: fastchat_models['Qwen-7B-Chat'].gpu_memory_gb: must be a positive number"]),
+    "trust_remote_code_string": (
+        catalogue_edit("Qwen-7B-Chat", "trust_remote_code", "yes"),
+        ["all: fastchat_models['Qwen-7B-Chat'].trust_remote_code: must be a boolean",
+         "Fix: write true or false"]),
+    "catalogue_template_unknown": (
+        catalogue_edit("Baichuan-13B-Chat", "conv_template", "baichuan-v0"),
+        ["all: fastchat_models['Baichuan-13B-Chat'].conv_template: 'baichuan-v0' is not a "
+         "template", "baichuan-chat"]),
+    "catalogue_unknown_key": (
+        catalogue_edit("Qwen-7B-Chat", "revison", "abc"),
+        ["all: fastchat_models['Qwen-7B-Chat'].revison: unknown key"]),
+}
+
+
+def _raises(hosts, groups, catalogue, expected):
+    with pytest.raises(PlanError) as info:
+        plan_of(hosts, groups, catalogue=catalogue)
+    message = str(info.value)
+    for part in expected:
+        assert part in message, "%r not in:\n%s" % (part, message)
+    for error in info.value.errors:
+        assert "Fix:" in error or "fix" in error.lower(), error
+        assert error.split(":")[0] in ("all", "gpu01", "gpu02", "stray"), error
+    return info.value
+
+
+@pytest.mark.parametrize("case", sorted(INVALID))
+def test_invalid_inventory(case):
+    edit, expected = INVALID[case]
+    hosts, groups = reference_lab()
+    edit(hosts, groups)
+    _raises(hosts, groups, None, expected)
+
+
+@pytest.mark.parametrize("case", sorted(CATALOGUE_INVALID))
+def test_invalid_catalogue(case):
+    edit, expected = CATALOGUE_INVALID[case]
+    catalogue = copy.deepcopy(CATALOGUE)
+    edit(catalogue)
+    _raises(*reference_lab(), catalogue, expected)
+
+
+def test_all_errors_are_reported_at_once():
+    hosts, groups = reference_lab()
+    w(hosts, 0).update(gpus=[7], load_8bit="yes")
+    w(hosts, 1).update(backend="vllm", model="Nope")
+    groups["fastchat_head"].append("ghost")
+    error = _raises(hosts, groups, None, [
+        "all: groups.fastchat_head: 2 head hosts", "GPU 7 does not exist",
+        "load_8bit: must be a boolean", "'Nope' is not in the model catalogue",
+        "vllm needs compute capability 7.0"])
+    assert len(error.errors) >= 5
+    assert str(error).startswith("The lab plan has %d problems:" % len(error.errors))
+
+
+def test_the_shipped_catalogue_is_pinned():
+    for name, entry in CATALOGUE.items():
+        assert len(entry["revision"]) == 40 and int(entry["revision"], 16) >= 0, name
+        assert entry["conv_template"] in TEMPLATES, name
