@@ -96,31 +96,39 @@ ensure_rootfs_image() {
   printf '%s\n' "$image"
 }
 
-# Build (or reuse) the test-host image: Debian 13 with systemd as PID 1, python3,
-# and the host CA bundle trusted. Its tag is a hash of every input, so a changed
-# Dockerfile or CA bundle gives a new image and an unchanged one is reused.
-# Prints the tag.
+# The tag of the test-host images: a hash of every input, so a changed
+# Dockerfile or CA bundle gives new images and unchanged ones are reused.
+testhost_tag() {
+  local root ca
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  ca=$(host_ca_bundle)
+  cat "$root/molecule/resources/testhost/Dockerfile" "$ca" | sha256sum | cut -c1-16
+}
+
+# Build (or reuse) the test-host image fastchat-lab/testhost-SUITE:TAG (SUITE
+# trixie = Debian 13, bookworm = Debian 12): systemd as PID 1, python3, and the
+# host CA bundle trusted.
 ensure_testhost_image() {
-  local root ctx ca base tag
+  local suite=$1 root ctx ca base tag image
   root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
   ctx="$root/molecule/resources/testhost"
   ca=$(host_ca_bundle)
-  base=$(ensure_rootfs_image trixie)
-  tag=$( (cat "$ctx/Dockerfile"; cat "$ca"; docker image inspect --format '{{.Id}}' "$base") | sha256sum | cut -c1-16)
-  if docker image inspect "fastchat-lab/testhost:$tag" >/dev/null 2>&1; then
-    log "Test-host image fastchat-lab/testhost:$tag is up to date."
+  tag=$(testhost_tag)
+  image="fastchat-lab/testhost-$suite:$tag"
+  if docker image inspect "$image" >/dev/null 2>&1; then
+    log "Test-host image $image is up to date."
   else
+    base=$(ensure_rootfs_image "$suite")
     local build
     build=$(mktemp -d)
     cp "$ctx/Dockerfile" "$build/"
     cp "$ca" "$build/extra-ca.crt"
-    log "Building test-host image fastchat-lab/testhost:$tag."
-    if ! docker build --network host --build-arg "BASE=$base" -t "fastchat-lab/testhost:$tag" "$build" >"$build.log" 2>&1; then
+    log "Building test-host image $image."
+    if ! docker build --network host --build-arg "BASE=$base" -t "$image" "$build" >"$build.log" 2>&1; then
       tail -n 30 "$build.log" >&2
       rm -rf "$build" "$build.log"
       return 1
     fi
     rm -rf "$build" "$build.log"
   fi
-  printf '%s\n' "$tag"
 }

@@ -1,8 +1,10 @@
-"""Verify the docker_engine role on its test host: real state, not the role's word."""
+"""Verify the docker role on its test host: real state, not the role's word."""
 
 import json
 
 import pytest
+
+testinfra_hosts = ["fcl-docker-engine"]
 
 # What molecule.yml's host_vars asked for, and what prepare.yml left behind.
 EXPECTED_DAEMON_JSON = {

@@ -1,0 +1,95 @@
+"""playbooks/plan.yml end to end through ansible-runner (no host is reached)."""
+
+import os
+import shutil
+
+import ansible_runner
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+BAD_INVENTORY = """
+all:
+  children:
+    fastchat_head:
+      hosts:
+        gpu01:
+    gpu_hosts:
+      hosts:
+        gpu01:
+          fastchat_gpus: {count: 4, name: Tesla P40, memory_mib: 23040,
+                          compute_capability: "6.1", driver_version: "515.105.01"}
+          fastchat_workers:
+            - {model: Qwen-7B-Chat, gpus: [1], backend: vllm}
+            - {model: Baichuan-13B-Chat, gpus: [1, 2]}
+"""
+
+# A play after the plan, as site.yml will have: it must never start when the plan fails.
+PLAN_THEN_MORE = """
+- name: Plan the lab.
+  ansible.builtin.import_playbook: playbooks/plan.yml
+
+- name: A play after the plan.
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Show that the play after the plan ran.
+      ansible.builtin.debug:
+        msg: "AFTER-PLAN {{ hostvars['localhost'].fastchat_lab_plan.summary.head }}"
+"""
+
+
+def project_copy(tmp_path):
+    """The files plan.yml needs, so a test playbook can sit next to group_vars/."""
+    root = tmp_path / "project"
+    for name in ("roles", "collections", "group_vars", "playbooks", "inventory"):
+        shutil.copytree(os.path.join(ROOT, name), root / name, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(os.path.join(ROOT, "ansible.cfg"), root / "ansible.cfg")
+    (root / "check.yml").write_text(PLAN_THEN_MORE)
+    return root
+
+
+def run(root, playbook, inventory, tmp_path, cmdline=""):
+    (tmp_path / "runner").mkdir()
+    return ansible_runner.run(
+        private_data_dir=str(tmp_path / "runner"), project_dir=str(root), playbook=playbook,
+        inventory=str(inventory), cmdline=cmdline, quiet=True,
+        envvars={"ANSIBLE_CONFIG": str(root / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
+
+
+def test_reference_lab_plan_prints_the_p40_table(tmp_path):
+    root = project_copy(tmp_path)
+    result = run(root, "check.yml", root / "inventory" / "lab", tmp_path, cmdline="--check")
+    out = result.stdout.read()
+    assert result.status == "successful", out
+    assert "qwen-7b-chat-gpu1        | 21002 | 17.0 / 24.2 GB" in out
+    assert "2,3 (Tesla P40 x2) | Baichuan-13B-Chat" in out
+    assert "AFTER-PLAN gpu01" in out  # the plan fact reaches later plays
+    changed = [e for e in result.events if e["event"] == "runner_on_ok"
+               and e["event_data"]["res"].get("changed")]
+    assert changed == []
+
+
+def test_invalid_inventory_fails_before_any_later_play(tmp_path):
+    root = project_copy(tmp_path)
+    inventory = tmp_path / "bad.yml"
+    inventory.write_text(BAD_INVENTORY)
+    result = run(root, "check.yml", inventory, tmp_path)
+    out = result.stdout.read()
+    assert result.status == "failed", out
+    assert "gpu01: fastchat_workers[0].backend: vllm needs compute capability 7.0" in out
+    assert "Fix: use backend: hf" in out
+    assert "gpu01: fastchat_workers[1].gpus: GPU 1 is already given to worker" in out
+    plays = [e["event_data"]["play"] for e in result.events
+             if e["event"] == "playbook_on_play_start"]
+    assert plays == ["Plan the FastChat lab."]
+    assert "AFTER-PLAN" not in out
+
+
+def test_site_yml_starts_with_the_plan():
+    with open(os.path.join(ROOT, "site.yml"), encoding="utf-8") as fh:
+        site = yaml.safe_load(fh)
+    assert site[0]["ansible.builtin.import_playbook"] == "playbooks/plan.yml"
+    assert os.readlink(os.path.join(ROOT, "playbooks", "group_vars")) == "../group_vars"
