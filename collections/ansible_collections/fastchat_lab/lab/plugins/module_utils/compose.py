@@ -1,0 +1,130 @@
+# -*- coding: utf-8 -*-
+# Copyright: fastchat-lab contributors
+# Apache License 2.0
+"""Render one host's docker compose project from the lab plan.
+
+Pure Python (standard library only): pytest imports it directly and the
+``fastchat_lab.lab.compose_project`` filter wraps it. The plan (see lab_plan.py)
+owns every fact — services, ports, GPUs, FastChat argv, addresses; this module only
+adds how they run in Docker: image per stack, GPU device requests, published ports,
+read-only weights, health checks, restart policy, start order, secrets by env file.
+
+Every service is started through the launcher (files/launch.py of the fastchat_deploy
+role, mounted read-only at ``LAUNCHER``), which
+- waits, bounded, for the controller before a worker or the API server starts
+  (FastChat's worker registers once and exits if the controller is not up), and
+- hands the OpenAI API server its keys from the environment (an env file readable by
+  root only), so they never appear on a command line or in ``docker inspect``'s Cmd.
+"""
+
+from __future__ import annotations
+
+LAUNCHER = "/opt/fastchat-lab/launch.py"
+
+DEFAULT_OPTIONS = {
+    "project": "fastchat-lab",
+    # {stack: image reference}; every stack a host's services use must be there.
+    "images": {},
+    # Host directory holding <model name>/ for models without a catalogue local_path.
+    "weights_dir": "/srv/fastchat-lab/models",
+    # Host path of the launcher script (copied there by the fastchat_deploy role).
+    "launcher": "/etc/fastchat-lab/launch.py",
+    # Env file with FASTCHAT_LAB_API_KEYS for the API server; None: an open API.
+    "api_env_file": "/etc/fastchat-lab/api.env",
+    "api_bind": "0.0.0.0",
+    "web_ui_bind": "0.0.0.0",
+    # Named volume for the web UI's conversation and vote logs (survives redeploys).
+    "logs_volume": "fastchat-lab-logs",
+    # Seconds a worker may take to load its model before health checks count.
+    "worker_start_period": 900,
+}
+
+HEALTH = {"interval": "15s", "timeout": "10s", "retries": 4}
+
+
+def _health(url, method="GET", start_period=30, api_key=False):
+    test = ["CMD", "python3", LAUNCHER, "health", url, method]
+    if api_key:
+        test.append("--api-key")
+    return dict(HEALTH, test=test, start_period="%ds" % start_period)
+
+
+def _weights_source(plan, model, options):
+    entry = plan["models"][model]
+    if entry.get("local_path"):
+        return entry["local_path"]
+    return "%s/%s" % (options["weights_dir"].rstrip("/"), model)
+
+
+def render_compose(plan, host, options=None):
+    """The compose project (a dict, to be written as YAML) for ``host``.
+
+    Raises ValueError when the host is not in the plan or an image is missing.
+    """
+    opts = dict(DEFAULT_OPTIONS)
+    opts.update(options or {})
+    if host not in plan["hosts"]:
+        raise ValueError("%s: not in the lab plan (hosts: %s)" % (
+            host, ", ".join(sorted(plan["hosts"]))))
+    host_plan = plan["hosts"][host]
+    missing = sorted({s["stack"] for s in host_plan["services"]} - set(opts["images"]))
+    if missing:
+        raise ValueError("%s: no image for stack(s) %s. Fix: build the images first "
+                         "(fastchat_image role)." % (host, ", ".join(missing)))
+    controller_url = plan["summary"]["controller_address"]
+    launcher_mount = "%s:%s:ro" % (opts["launcher"], LAUNCHER)
+    services = {}
+    controller_here = [s["name"] for s in host_plan["services"] if s["kind"] == "controller"]
+
+    for svc in host_plan["services"]:
+        port = svc["port"]
+        out = {
+            "image": opts["images"][svc["stack"]],
+            "restart": "unless-stopped",
+            "init": True,
+            "labels": {"fastchat-lab.service": svc["name"], "fastchat-lab.kind": svc["kind"]},
+            "volumes": [launcher_mount],
+            "environment": {"FASTCHAT_LAB_SERVICE": svc["name"]},
+        }
+        command = ["python3", LAUNCHER, "run"]
+        if svc["kind"] == "controller":
+            out["ports"] = ["%d:%d" % (port, port)]
+            out["healthcheck"] = _health("http://127.0.0.1:%d/test_connection" % port)
+        elif svc["kind"] == "openai_api":
+            bind = opts["api_bind"]
+            out["ports"] = ["%s:%d:%d" % (bind, port, port)]
+            command += ["--wait-for", controller_url]
+            if opts["api_env_file"]:
+                out["env_file"] = [opts["api_env_file"]]
+            out["healthcheck"] = _health("http://127.0.0.1:%d/v1/models" % port,
+                                         api_key=bool(opts["api_env_file"]))
+        elif svc["kind"] == "web_ui":
+            bind = opts["web_ui_bind"]
+            out["ports"] = ["%s:%d:%d" % (bind, port, port)]
+            command += ["--wait-for", controller_url]
+            # FastChat writes conversation and vote logs under LOGDIR.
+            out["environment"]["LOGDIR"] = "/logs"
+            out["volumes"].append("%s:/logs" % opts["logs_volume"])
+            out["healthcheck"] = _health("http://127.0.0.1:%d/" % port, start_period=60)
+        else:
+            out["ports"] = ["%d:%d" % (port, port)]
+            command += ["--wait-for", controller_url]
+            out["volumes"].append("%s:%s:ro" % (_weights_source(plan, svc["model"], opts),
+                                                svc["model_path"]))
+            out["healthcheck"] = _health("http://127.0.0.1:%d/worker_get_status" % port,
+                                         method="POST",
+                                         start_period=opts["worker_start_period"])
+            if svc["gpus"]:
+                out["deploy"] = {"resources": {"reservations": {"devices": [{
+                    "driver": "nvidia", "device_ids": list(svc["gpus"]),
+                    "capabilities": ["gpu"]}]}}}
+        if svc["kind"] != "controller" and controller_here:
+            # Start order on the head; elsewhere the launcher waits for the controller.
+            out["depends_on"] = {controller_here[0]: {"condition": "service_healthy"}}
+        out["command"] = command + ["--"] + list(svc["argv"])
+        services[svc["name"]] = out
+
+    project = {"name": opts["project"], "services": services}
+    if any(s["kind"] == "web_ui" for s in host_plan["services"]):
+        project["volumes"] = {opts["logs_volume"]: {"name": opts["logs_volume"]}}
+    return project

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Start a FastChat service the way the lab needs, or check its health.
+
+    launch.py run [--wait-for CONTROLLER_URL] -- python3 -m fastchat.serve.X ARGS...
+    launch.py health URL [GET|POST] [--api-key]
+
+run:    waits (bounded by FASTCHAT_LAB_WAIT_SECONDS, default 300) until the controller
+        answers — FastChat's workers register once and exit if it is down — then runs
+        the FastChat module in this process. The OpenAI API server gets its keys from
+        FASTCHAT_LAB_API_KEYS (comma-separated, from a root-only env file): they are
+        added to the module's own argument list, never to a command line.
+health: exit 0 when URL answers 200 (POST sends {}); with --api-key the first key of
+        FASTCHAT_LAB_API_KEYS is sent as a bearer token.
+"""
+
+import json
+import os
+import runpy
+import sys
+import time
+import urllib.error
+import urllib.request
+
+
+def request(url, method="GET", api_key=None, timeout=5.0):
+    data = b"{}" if method == "POST" else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if api_key:
+        req.add_header("Authorization", "Bearer " + api_key)
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return resp.status
+
+
+def api_keys():
+    return [k.strip() for k in os.environ.get("FASTCHAT_LAB_API_KEYS", "").split(",") if k.strip()]
+
+
+def wait_for(controller, seconds):
+    deadline = time.monotonic() + seconds
+    url = controller.rstrip("/") + "/test_connection"
+    while True:
+        try:
+            if request(url) == 200:
+                return True
+        except (OSError, urllib.error.URLError):
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(2)
+
+
+def run(args):
+    wait = None
+    if args[:1] == ["--wait-for"]:
+        wait, args = args[1], args[2:]
+    if args[:1] == ["--"]:
+        args = args[1:]
+    if len(args) < 3 or args[1] != "-m":
+        sys.exit("launch.py run: expected -- python3 -m MODULE ARGS..., got %r" % args)
+    module, module_args = args[2], args[3:]
+    if wait:
+        seconds = float(os.environ.get("FASTCHAT_LAB_WAIT_SECONDS", "300"))
+        print("launch.py: waiting up to %.0f s for the controller at %s" % (seconds, wait), flush=True)
+        if not wait_for(wait, seconds):
+            sys.exit("launch.py: the controller at %s did not answer within %.0f s" % (wait, seconds))
+    if module == "fastchat.serve.openai_api_server":
+        keys = api_keys()
+        if keys:
+            module_args = module_args + ["--api-keys", ",".join(keys)]
+    sys.argv = [module] + module_args
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+def health(args):
+    url = args[0]
+    method = args[1] if len(args) > 1 and args[1] in ("GET", "POST") else "GET"
+    key = (api_keys() or [None])[0] if "--api-key" in args else None
+    try:
+        status = request(url, method, key)
+    except (OSError, urllib.error.URLError) as exc:
+        print(json.dumps({"url": url, "error": str(exc)}))
+        return 1
+    print(json.dumps({"url": url, "status": status}))
+    return 0 if status == 200 else 1
+
+
+def main(argv):
+    if argv[:1] == ["run"]:
+        run(argv[1:])
+        return 0
+    if argv[:1] == ["health"] and len(argv) >= 2:
+        return health(argv[1:])
+    sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,189 @@
+"""The compose project of each host, rendered from the lab plan, and its launcher."""
+
+import copy
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.compose import (
+    LAUNCHER,
+    render_compose,
+)
+
+from labs import H100, ROOT, plan_of, reference_lab
+
+IMAGES = {"cpu": "fastchat-lab/fastchat:cpu-x", "cuda117": "fastchat-lab/fastchat:cuda117-x",
+          "vllm": "fastchat-lab/fastchat:vllm-x"}
+LAUNCH = os.path.join(ROOT, "roles", "fastchat_deploy", "files", "launch.py")
+
+
+def two_host_lab():
+    hosts, groups = reference_lab()
+    hosts["gpu02"] = {"ansible_host": "192.0.2.11", "fastchat_gpus": dict(H100),
+                      "fastchat_workers": [{"model": "Qwen-7B-Chat", "gpus": [0, 1],
+                                            "name": "qwen-7b-chat-gpu02", "backend": "vllm"}]}
+    groups["gpu_hosts"].append("gpu02")
+    return plan_of(hosts, groups)
+
+
+def test_head_and_workers_of_the_reference_lab():
+    plan = plan_of(*reference_lab())
+    project = render_compose(plan, "gpu01", {"images": IMAGES})
+    svcs = project["services"]
+    assert set(svcs) == {s["name"] for s in plan["hosts"]["gpu01"]["services"]}
+    for svc, planned in zip(svcs.values(), plan["hosts"]["gpu01"]["services"]):
+        # The plan's argv, exactly, behind the launcher.
+        assert svc["command"][-len(planned["argv"]):] == planned["argv"]
+        assert svc["command"][:3] == ["python3", LAUNCHER, "run"]
+        assert svc["restart"] == "unless-stopped"
+        assert svc["healthcheck"]["test"][:3] == ["CMD", "python3", LAUNCHER]
+        assert "/etc/fastchat-lab/launch.py:%s:ro" % LAUNCHER in svc["volumes"]
+    qwen, baichuan = svcs["qwen-7b-chat-gpu1"], svcs["baichuan-13b-chat-gpu2-3"]
+    assert qwen["deploy"]["resources"]["reservations"]["devices"] == [
+        {"driver": "nvidia", "device_ids": ["1"], "capabilities": ["gpu"]}]
+    assert baichuan["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["2", "3"]
+    assert qwen["image"] == IMAGES["cuda117"] and svcs["controller"]["image"] == IMAGES["cpu"]
+    assert "/srv/fastchat-lab/models/Qwen-7B-Chat:/models/Qwen-7B-Chat:ro" in qwen["volumes"]
+    assert qwen["ports"] == ["21002:21002"]
+    assert "POST" in qwen["healthcheck"]["test"]
+    assert qwen["healthcheck"]["start_period"] == "900s"
+    for name in ("openai-api", "web-ui", "qwen-7b-chat-gpu1"):
+        assert svcs[name]["depends_on"] == {"controller": {"condition": "service_healthy"}}
+        assert svcs[name]["command"][3:5] == ["--wait-for", "http://192.0.2.10:21001"]
+    assert "depends_on" not in svcs["controller"]
+    api = svcs["openai-api"]
+    assert api["env_file"] == ["/etc/fastchat-lab/api.env"]
+    assert "--api-key" in api["healthcheck"]["test"]
+    assert not any("api-key" in part for part in api["command"])
+    assert svcs["web-ui"]["environment"]["LOGDIR"] == "/logs"
+    assert "fastchat-lab-logs:/logs" in svcs["web-ui"]["volumes"]
+    assert project["volumes"] == {"fastchat-lab-logs": {"name": "fastchat-lab-logs"}}
+    json.dumps(project)
+
+
+def test_a_second_gpu_host_waits_for_the_head_controller():
+    plan = two_host_lab()
+    project = render_compose(plan, "gpu02", {"images": IMAGES})
+    (name, svc), = project["services"].items()
+    assert name == "qwen-7b-chat-gpu02"
+    assert "depends_on" not in svc  # no controller on this host
+    assert svc["command"][3:5] == ["--wait-for", "http://192.0.2.10:21001"]
+    assert svc["image"] == IMAGES["vllm"]
+    assert svc["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["0", "1"]
+    assert "volumes" not in project  # the logs volume lives on the head only
+
+
+def test_options_bind_addresses_open_api_and_local_weights():
+    hosts, groups = reference_lab()
+    plan = plan_of(hosts, groups)
+    plan = copy.deepcopy(plan)
+    plan["models"]["Qwen-7B-Chat"]["local_path"] = "/data/Qwen-7B-Chat"
+    project = render_compose(plan, "gpu01", {"images": IMAGES, "api_env_file": None,
+                                             "api_bind": "127.0.0.1", "web_ui_bind": "10.1.2.3"})
+    svcs = project["services"]
+    assert svcs["openai-api"]["ports"] == ["127.0.0.1:8000:8000"]
+    assert svcs["web-ui"]["ports"] == ["10.1.2.3:7860:7860"]
+    assert "env_file" not in svcs["openai-api"]
+    assert "--api-key" not in svcs["openai-api"]["healthcheck"]["test"]
+    assert "/data/Qwen-7B-Chat:/models/Qwen-7B-Chat:ro" in svcs["qwen-7b-chat-gpu1"]["volumes"]
+
+
+def test_missing_image_and_unknown_host_are_refused():
+    plan = plan_of(*reference_lab())
+    with pytest.raises(ValueError, match=r"gpu01: no image for stack\(s\) cuda117"):
+        render_compose(plan, "gpu01", {"images": {"cpu": "x"}})
+    with pytest.raises(ValueError, match="gpu09: not in the lab plan"):
+        render_compose(plan, "gpu09", {"images": IMAGES})
+
+
+# --- the launcher --------------------------------------------------------------
+
+FAKE_API = """
+import json, os, sys
+with open(os.environ["OUT"], "w") as fh:
+    json.dump({"argv": sys.argv[1:], "cmdline": open("/proc/self/cmdline").read().split("\\0")}, fh)
+"""
+
+
+def test_launcher_gives_the_api_server_its_keys_off_the_command_line(tmp_path):
+    pkg = tmp_path / "fastchat" / "serve"
+    pkg.mkdir(parents=True)
+    (tmp_path / "fastchat" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "openai_api_server.py").write_text(FAKE_API)
+    out = tmp_path / "out.json"
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), OUT=str(out),
+               FASTCHAT_LAB_API_KEYS="sk-one, sk-two")
+    subprocess.run([sys.executable, LAUNCH, "run", "--", "python3", "-m",
+                    "fastchat.serve.openai_api_server", "--port", "8000"],
+                   env=env, check=True, timeout=30)
+    seen = json.loads(out.read_text())
+    assert seen["argv"] == ["--port", "8000", "--api-keys", "sk-one,sk-two"]
+    assert not any("sk-one" in part for part in seen["cmdline"])
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    seen = []
+
+    def _answer(self):
+        _Handler.seen.append((self.command, self.path, self.headers.get("Authorization")))
+        self.send_response(200 if self.path != "/broken" else 500)
+        self.end_headers()
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(name="server")
+def fixture_server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d" % srv.server_address[1]
+    srv.shutdown()
+
+
+def launch(*args, **env):
+    return subprocess.run([sys.executable, LAUNCH, *args], env=dict(os.environ, **env),
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_launcher_health_check(server):
+    _Handler.seen.clear()
+    assert launch("health", server + "/worker_get_status", "POST").returncode == 0
+    assert launch("health", server + "/v1/models", "GET", "--api-key",
+                  FASTCHAT_LAB_API_KEYS="sk-one,sk-two").returncode == 0
+    assert launch("health", server + "/broken").returncode == 1
+    assert _Handler.seen[:2] == [("POST", "/worker_get_status", None),
+                                 ("GET", "/v1/models", "Bearer sk-one")]
+    # Nothing listens on port 9 of loopback: unhealthy, not a crash.
+    assert launch("health", "http://127.0.0.1:9/").returncode == 1
+
+
+def test_launcher_waits_for_the_controller_then_gives_up(server):
+    result = launch("run", "--wait-for", "http://127.0.0.1:9", "--", "python3", "-m", "json.tool",
+                    FASTCHAT_LAB_WAIT_SECONDS="3")
+    assert result.returncode != 0
+    assert "did not answer within 3 s" in result.stderr
+    ok = launch("run", "--wait-for", server, "--", "python3", "-m", "platform")
+    assert ok.returncode == 0, ok.stderr
+    assert "Linux" in ok.stdout
+
+
+def test_the_filter_turns_refusals_into_filter_errors():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.fastchat_lab.lab.plugins.filter.compose import FilterModule
+
+    compose_project = FilterModule().filters()["compose_project"]
+    plan = plan_of(*reference_lab())
+    assert compose_project(plan, "gpu01", {"images": IMAGES}) == render_compose(
+        plan, "gpu01", {"images": IMAGES})
+    with pytest.raises(AnsibleFilterError, match="no image for stack"):
+        compose_project(plan, "gpu01", {"images": {}})
