@@ -93,6 +93,18 @@ def test_options_bind_addresses_open_api_and_local_weights():
     assert "/data/Qwen-7B-Chat:/models/Qwen-7B-Chat:ro" in svcs["qwen-7b-chat-gpu1"]["volumes"]
 
 
+def test_lab_hosts_by_name_are_pinned_in_every_service_and_gradio_stays_offline():
+    plan = two_host_lab()
+    for host in ("gpu01", "gpu02"):
+        project = render_compose(plan, host, {"images": IMAGES, "extra_hosts": {
+            "gpu02": "10.0.0.12", "gpu01": "10.0.0.11"}})
+        for svc in project["services"].values():
+            assert svc["extra_hosts"] == ["gpu01:10.0.0.11", "gpu02:10.0.0.12"]
+    project = render_compose(plan, "gpu01", {"images": IMAGES})
+    assert not any("extra_hosts" in svc for svc in project["services"].values())
+    assert project["services"]["web-ui"]["environment"]["GRADIO_ANALYTICS_ENABLED"] == "False"
+
+
 def test_missing_image_and_unknown_host_are_refused():
     plan = plan_of(*reference_lab())
     with pytest.raises(ValueError, match=r"gpu01: no image for stack\(s\) cuda117"):

@@ -37,6 +37,9 @@ DEFAULT_OPTIONS = {
     "logs_volume": "fastchat-lab-logs",
     # Seconds a worker may take to load its model before health checks count.
     "worker_start_period": 900,
+    # {host name: IPv4 address} of lab hosts addressed by name, as the host resolves
+    # them: containers do not read the host's /etc/hosts (nor always its resolver).
+    "extra_hosts": {},
 }
 
 HEALTH = {"interval": "15s", "timeout": "10s", "retries": 4}
@@ -86,6 +89,8 @@ def render_compose(plan, host, options=None):
             "volumes": [launcher_mount],
             "environment": {"FASTCHAT_LAB_SERVICE": svc["name"]},
         }
+        if opts["extra_hosts"]:
+            out["extra_hosts"] = ["%s:%s" % (name, ip) for name, ip in sorted(opts["extra_hosts"].items())]
         command = ["python3", LAUNCHER, "run"]
         if svc["kind"] == "controller":
             out["ports"] = ["%d:%d" % (port, port)]
@@ -104,6 +109,8 @@ def render_compose(plan, host, options=None):
             command += ["--wait-for", controller_url]
             # FastChat writes conversation and vote logs under LOGDIR.
             out["environment"]["LOGDIR"] = "/logs"
+            # No calls home from Gradio: lab hosts are often offline.
+            out["environment"]["GRADIO_ANALYTICS_ENABLED"] = "False"
             out["volumes"].append("%s:/logs" % opts["logs_volume"])
             out["healthcheck"] = _health("http://127.0.0.1:%d/" % port, start_period=60)
         else:
