@@ -49,7 +49,7 @@ def test_head_and_workers_of_the_reference_lab():
     assert baichuan["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["2", "3"]
     assert qwen["image"] == IMAGES["cuda117"] and svcs["controller"]["image"] == IMAGES["cpu"]
     assert "/srv/fastchat-lab/models/Qwen-7B-Chat:/models/Qwen-7B-Chat:ro" in qwen["volumes"]
-    assert qwen["ports"] == ["21002:21002"]
+    assert qwen["ports"] == ["0.0.0.0:21002:21002"]
     assert "POST" in qwen["healthcheck"]["test"]
     assert qwen["healthcheck"]["start_period"] == "900s"
     for name in ("openai-api", "web-ui", "qwen-7b-chat-gpu1"):
@@ -199,3 +199,13 @@ def test_the_filter_turns_refusals_into_filter_errors():
         plan, "gpu01", {"images": IMAGES})
     with pytest.raises(AnsibleFilterError, match="no image for stack"):
         compose_project(plan, "gpu01", {"images": {}})
+
+
+def test_a_rehearsal_worker_runs_the_cpu_image_with_its_gpus_pinned():
+    plan = plan_of(*reference_lab(), settings={"rehearsal": True})
+    svcs = render_compose(plan, "gpu01", {"images": {"cpu": IMAGES["cpu"]}})["services"]
+    baichuan = svcs["baichuan-13b-chat-gpu2-3"]
+    assert baichuan["image"] == IMAGES["cpu"]
+    assert baichuan["deploy"]["resources"]["reservations"]["devices"] == [
+        {"driver": "nvidia", "device_ids": ["2", "3"], "capabilities": ["gpu"]}]
+    assert baichuan["command"][-4:-2] == ["--device", "cpu"]

@@ -64,7 +64,9 @@ def run(root, playbook, inventory, tmp_path, cmdline=""):
 
 def test_reference_lab_plan_prints_the_p40_table(tmp_path):
     root = project_copy(tmp_path)
-    result = run(root, "check.yml", root / "inventory" / "lab", tmp_path, cmdline="--check")
+    # inventory/lab leaves the API keys to the user's vault: a test key here.
+    result = run(root, "check.yml", root / "inventory" / "lab", tmp_path,
+                 cmdline="--check -e '{\"fastchat_deploy_api_keys\": [\"test-key\"]}'")
     out = result.stdout.read()
     assert result.status == "successful", out
     assert "qwen-7b-chat-gpu1        | 21002 | 17.0 / 24.2 GB" in out
@@ -88,7 +90,37 @@ def test_invalid_inventory_stops_site_yml_before_any_host_is_changed(tmp_path):
     plays = [e["event_data"]["play"] for e in result.events
              if e["event"] == "playbook_on_play_start"]
     # Only the read-only GPU facts play and the plan ran: the Docker play never started.
-    assert plays == ["Read the NVIDIA GPUs of the GPU hosts.", "Plan the FastChat lab."]
+    assert plays == ["Read the NVIDIA GPUs of the GPU hosts.",
+                     "Read the default IPv4 address of every lab host.", "Plan the FastChat lab."]
     changed = [e["event_data"]["task"] for e in result.events if e["event"] == "runner_on_ok"
                and e["event_data"]["res"].get("changed")]
     assert changed == []
+
+
+NO_KEY_INVENTORY = BAD_INVENTORY.replace(
+    "{model: Qwen-7B-Chat, gpus: [1], backend: vllm}", "{model: Qwen-7B-Chat, gpus: [1]}"
+).replace("{model: Baichuan-13B-Chat, gpus: [1, 2]}",
+          "{model: Baichuan-13B-Chat, gpus: [2, 3], max_gpu_memory: 24GB}")
+
+
+def test_api_without_keys_stops_site_yml_before_any_host_is_changed(tmp_path):
+    root = project_copy(tmp_path)
+    inventory = tmp_path / "no-key.yml"
+    inventory.write_text(NO_KEY_INVENTORY)
+    result = run(root, "site.yml", inventory, tmp_path)
+    out = result.stdout.read()
+    assert result.status == "failed", out
+    assert "gpu01: fastchat_deploy_api_keys is empty" in out
+    assert "Fix: set fastchat_deploy_api_keys (in ansible-vault)" in out
+    plays = [e["event_data"]["play"] for e in result.events
+             if e["event"] == "playbook_on_play_start"]
+    assert plays[-1] == "Check the deployment settings before any host is changed."
+    assert "Install Docker Engine with Compose v2 on every lab host." not in plays
+    changed = [e["event_data"]["task"] for e in result.events if e["event"] == "runner_on_ok"
+               and e["event_data"]["res"].get("changed")]
+    assert changed == []
+    # The same inventory with an explicitly open API passes the preflight.
+    (tmp_path / "open").mkdir()
+    result = run(root, "playbooks/plan.yml", inventory, tmp_path / "open",
+                 cmdline="-e fastchat_deploy_open_api=true")
+    assert result.status == "successful", result.stdout.read()

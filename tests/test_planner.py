@@ -70,7 +70,8 @@ def test_reference_lab_plan():
         "api_url": "http://192.0.2.10:8000/v1", "web_ui_url": "http://192.0.2.10:7860",
         "models": ["Baichuan-13B-Chat", "Qwen-7B-Chat"],
         "workers": ["qwen-7b-chat-gpu1", "baichuan-13b-chat-gpu2-3"],
-        "gpu_hosts": ["gpu01"], "hosts": ["gpu01"]}
+        "gpu_hosts": ["gpu01"], "hosts": ["gpu01"],
+        "addresses": ["192.0.2.10"]}
     assert plan["models"]["Qwen-7B-Chat"]["container_path"] == "/models/Qwen-7B-Chat"
     assert plan["models"]["Baichuan-13B-Chat"]["hosts"] == ["gpu01"]
     assert plan["warnings"] == []
@@ -116,6 +117,9 @@ def test_two_hosts_addresses_and_ports():
     assert "http://10.0.0.12:21002" in svc["baichuan-13b-chat-gpu1"]["argv"]
     assert plan["models"]["Qwen-7B-Chat"]["hosts"] == ["gpu01", "gpu02"]
     assert plan["summary"]["hosts"] == ["gpu01", "gpu02"]
+    assert plan["summary"]["addresses"] == ["10.0.0.12", "192.0.2.10"]
+    assert plan["hosts"]["gpu01"]["internal_ports"] == [21001, 21002, 21003]
+    assert plan["hosts"]["gpu02"]["internal_ports"] == [21002, 21003]
 
 
 def test_head_only_host_and_settings():
@@ -169,6 +173,64 @@ def test_cpu_worker_and_options():
     assert "--num-gpus" not in worker["argv"]
     assert worker["memory"]["available_gb"] is None
     assert "host RAM" in "\n".join(format_plan_table(plan))
+
+
+def test_rehearsal_keeps_the_gpus_and_runs_on_cpu():
+    hosts, groups = reference_lab()
+    plan = plan_of(hosts, groups, settings={"rehearsal": True})
+    svc = services(plan, "gpu01")
+    baichuan = svc["baichuan-13b-chat-gpu2-3"]
+    # The assignment (and its memory check) is the real lab's ...
+    assert baichuan["gpus"] == ["2", "3"] and baichuan["num_gpus"] == 2
+    assert baichuan["memory"]["need_gb"] == 26.0 and baichuan["memory"]["available_gb"]
+    # ... but FastChat runs on CPU from the cpu image.
+    assert baichuan["device"] == "cpu" and baichuan["stack"] == "cpu"
+    assert baichuan["rehearsal"] is True
+    assert baichuan["argv"][-4:-2] == ["--device", "cpu"]
+    assert "--num-gpus" not in baichuan["argv"] and "--max-gpu-memory" not in baichuan["argv"]
+    assert plan["hosts"]["gpu01"]["stacks"] == ["cpu"]
+    assert not svc["controller"]["rehearsal"]
+    assert any("rehearsal lab" in w for w in plan["warnings"])
+    table = "\n".join(format_plan_table(plan))
+    assert "2,3 (Tesla P40 x2)" in table and "26.0 / 48.0 GB" in table
+    assert "Baichuan-13B-Chat (rehearsal, on CPU)" in table
+    # A rehearsal still refuses what the real lab would refuse.
+    hosts["gpu01"]["fastchat_workers"][0]["gpus"] = [2]
+    with pytest.raises(PlanError, match="GPU 2 is already given"):
+        plan_of(hosts, groups, settings={"rehearsal": True})
+
+
+def test_rehearsal_refuses_vllm_and_non_booleans():
+    hosts, groups = reference_lab()
+    hosts["gpu01"]["fastchat_gpus"] = dict(H100, count=4)
+    hosts["gpu01"]["fastchat_workers"][0]["backend"] = "vllm"
+    with pytest.raises(PlanError) as info:
+        plan_of(hosts, groups, settings={"rehearsal": True})
+    assert "gpu01: fastchat_workers[0].backend: a rehearsal lab" in str(info.value)
+    with pytest.raises(PlanError, match="all: fastchat_rehearsal: must be a boolean"):
+        plan_of(*reference_lab(), settings={"rehearsal": "yes"})
+
+
+@pytest.mark.parametrize("hvars, expected", [
+    # fastchat_address always wins.
+    ({"fastchat_address": "lab-head.example", "ansible_host": "192.0.2.7"}, "lab-head.example"),
+    # An IP ansible_host beats the facts.
+    ({"ansible_host": "192.0.2.7", "ansible_facts": {"default_ipv4": {"address": "10.1.1.1"}}},
+     "192.0.2.7"),
+    # A name (ssh alias, container name) gives way to the gathered default IPv4 ...
+    ({"ansible_host": "fcl-lab-head", "ansible_facts": {"default_ipv4": {"address": "10.1.1.1"}}},
+     "10.1.1.1"),
+    ({"ansible_facts": {"default_ipv4": {"address": "10.1.1.2"}}}, "10.1.1.2"),
+    # ... and without facts the name is used.
+    ({"ansible_host": "fcl-lab-head", "ansible_facts": {"default_ipv4": {}}}, "fcl-lab-head"),
+    ({}, "solo"),
+])
+def test_host_address(hvars, expected):
+    hosts = {"solo": dict(hvars, fastchat_workers=[{"model": "Qwen-7B-Chat", "device": "cpu"}])}
+    groups = {"all": ["solo"], "fastchat_head": ["solo"], "gpu_hosts": ["solo"]}
+    plan = plan_of(hosts, groups)
+    assert plan["hosts"]["solo"]["address"] == expected
+    assert plan["summary"]["controller_address"] == "http://%s:21001" % expected
 
 
 def test_load_8bit_makes_a_big_model_fit_one_gpu():

@@ -22,6 +22,17 @@ ensure_docker_installed() {
     docker.io iptables ca-certificates >/dev/null
 }
 
+# Install Debian's chromium (the lab scenario's arena screenshot) when missing.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1; then
+    return 0
+  fi
+  log "Installing Debian's chromium (headless screenshots of the web UI)."
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    chromium fonts-dejavu-core >/dev/null
+}
+
 # Start dockerd when nothing answers on the socket, then wait for it.
 ensure_docker_running() {
   ensure_docker_installed

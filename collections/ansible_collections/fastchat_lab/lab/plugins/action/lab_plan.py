@@ -35,6 +35,7 @@ ARGUMENT_SPEC = {
     "models_dir": {"type": "str", "default": DEFAULT_SETTINGS["models_dir"]},
     "head_group": {"type": "str", "default": DEFAULT_SETTINGS["head_group"]},
     "gpu_group": {"type": "str", "default": DEFAULT_SETTINGS["gpu_group"]},
+    "rehearsal": {"type": "bool", "default": DEFAULT_SETTINGS["rehearsal"]},
 }
 
 
@@ -86,9 +87,10 @@ class ActionModule(ActionBase):
                     hosts[host][key] = value
             try:
                 facts = hvars.get("ansible_facts") or {}
-                if facts.get("fastchat_gpu_facts"):
-                    hosts[host]["ansible_facts"] = {
-                        "fastchat_gpu_facts": facts["fastchat_gpu_facts"]}
+                kept = {key: facts[key] for key in ("fastchat_gpu_facts", "default_ipv4")
+                        if facts.get(key)}
+                if kept:
+                    hosts[host]["ansible_facts"] = kept
             except Exception:  # noqa: BLE001 - facts are optional
                 pass
         if errors:

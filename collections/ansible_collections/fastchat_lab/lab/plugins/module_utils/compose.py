@@ -93,7 +93,9 @@ def render_compose(plan, host, options=None):
             out["extra_hosts"] = ["%s:%s" % (name, ip) for name, ip in sorted(opts["extra_hosts"].items())]
         command = ["python3", LAUNCHER, "run"]
         if svc["kind"] == "controller":
-            out["ports"] = ["%d:%d" % (port, port)]
+            # IPv4 only: Docker forwards IPv4 through DOCKER-USER, where the lab_firewall
+            # role keeps this port to the lab's hosts; IPv6 would go through docker-proxy.
+            out["ports"] = ["0.0.0.0:%d:%d" % (port, port)]
             out["healthcheck"] = _health("http://127.0.0.1:%d/test_connection" % port)
         elif svc["kind"] == "openai_api":
             bind = opts["api_bind"]
@@ -114,7 +116,7 @@ def render_compose(plan, host, options=None):
             out["volumes"].append("%s:/logs" % opts["logs_volume"])
             out["healthcheck"] = _health("http://127.0.0.1:%d/" % port, start_period=60)
         else:
-            out["ports"] = ["%d:%d" % (port, port)]
+            out["ports"] = ["0.0.0.0:%d:%d" % (port, port)]  # IPv4 only, as the controller
             command += ["--wait-for", controller_url]
             out["volumes"].append("%s:%s:ro" % (_weights_source(plan, svc["model"], opts),
                                                 svc["model_path"]))

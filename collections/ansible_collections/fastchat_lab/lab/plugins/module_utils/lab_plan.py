@@ -11,7 +11,8 @@ Inputs of :func:`build_plan`
 ----------------------------
 ``hosts``      {inventory_hostname: vars}. Vars read per host: ``fastchat_workers``,
                ``fastchat_address``, ``ansible_host``, ``fastchat_gpus`` (declared GPUs),
-               ``fastchat_gpu_facts`` (gathered by the gpu_facts role; wins when non-empty).
+               ``ansible_facts.fastchat_gpu_facts`` (gathered by the gpu_facts role; wins
+               when non-empty), ``ansible_facts.default_ipv4`` (see :func:`_address`).
 ``groups``     {group: [hostnames]}; the head group and the GPU host group are read.
 ``catalogue``  {model name: {source, revision, gpu_memory_gb, conv_template,
                trust_remote_code, local_path}} (``fastchat_models`` merged with
@@ -31,6 +32,7 @@ Output (JSON-serialisable)
         "models": ["Baichuan-13B-Chat", "Qwen-7B-Chat"],        # served model names
         "workers": ["qwen-7b-chat-gpu1", ...], "gpu_hosts": ["gpu01"],
         "hosts": ["gpu01"],                                     # every host in the plan
+        "addresses": ["192.0.2.10"],                            # their addresses, sorted
       },
       "models": {                       # only the catalogue entries that some worker uses
         "Qwen-7B-Chat": {"source", "revision", "gpu_memory_gb", "conv_template",
@@ -44,6 +46,7 @@ Output (JSON-serialisable)
                     "driver_version"}],
           "stacks": ["cpu", "cuda117"],   # image stacks this host needs, sorted
           "models": ["Baichuan-13B-Chat", "Qwen-7B-Chat"],  # models this host needs
+          "internal_ports": [21001, 21002, 21003],  # controller + workers: lab hosts only
           "services": [                   # head services first, then workers in order
             {"name": "qwen-7b-chat-gpu1", "kind": "model_worker",
              # kind: controller | openai_api | web_ui | model_worker
@@ -55,7 +58,8 @@ Output (JSON-serialisable)
              "model": "Qwen-7B-Chat" | null, "model_path": "/models/Qwen-7B-Chat" | null,
              "backend": "hf" | "vllm" | null, "device": "cuda" | "cpu" | null,
              "num_gpus": 1,
-             "memory": {"need_gb": 17.0, "available_gb": 24.16} | null},
+             "memory": {"need_gb": 17.0, "available_gb": 24.16} | null,
+             "rehearsal": false},          # true: GPUs pinned, FastChat on CPU
           ],
         },
       },
@@ -70,6 +74,7 @@ Each message reads ``<host or all>: <variable>: <what is wrong>. Fix: <what to d
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 # Settings defaults; the lab_plan role's defaults/main.yml documents each.
@@ -82,6 +87,8 @@ DEFAULT_SETTINGS = {
     "models_dir": "/models",
     "head_group": "fastchat_head",
     "gpu_group": "gpu_hosts",
+    # Rehearsal lab (fake GPUs): workers keep their planned GPUs but run on CPU.
+    "rehearsal": False,
 }
 DISPATCH_METHODS = ("shortest_queue", "lottery")
 BACKENDS = ("hf", "vllm")
@@ -417,8 +424,33 @@ def _host_gpus(host, hvars, errors):
 # The plan
 # ---------------------------------------------------------------------------
 
+def _is_ip(text):
+    try:
+        ipaddress.ip_address(str(text))
+    except ValueError:
+        return False
+    return True
+
+
 def _address(host, hvars):
-    return str(hvars.get("fastchat_address") or hvars.get("ansible_host") or host)
+    """How the other lab hosts (and their containers) reach ``host``.
+
+    ``fastchat_address`` when set; else ``ansible_host`` when it is an IP address; else
+    the host's default IPv4 address from its gathered facts (playbooks/gpu_facts.yml
+    gathers them); else ``ansible_host`` or the inventory name. An IP address keeps
+    the compose projects independent of name resolution, so a host joining the lab
+    changes nothing on the others.
+    """
+    if hvars.get("fastchat_address"):
+        return str(hvars["fastchat_address"])
+    ansible_host = hvars.get("ansible_host")
+    if ansible_host and _is_ip(ansible_host):
+        return str(ansible_host)
+    facts = hvars.get("ansible_facts") or {}
+    default_ipv4 = (facts.get("default_ipv4") or {}).get("address")
+    if default_ipv4 and _is_ip(default_ipv4):
+        return str(default_ipv4)
+    return str(ansible_host or host)
 
 
 def _check_settings(settings, errors):
@@ -432,6 +464,9 @@ def _check_settings(settings, errors):
     if merged["dispatch_method"] not in DISPATCH_METHODS:
         errors.append("all: fastchat_dispatch_method: '%s' is not known. Fix: use one of %s." % (
             merged["dispatch_method"], ", ".join(DISPATCH_METHODS)))
+    if not isinstance(merged["rehearsal"], bool):
+        errors.append("all: fastchat_rehearsal: must be a boolean, got %r. Fix: write true or "
+                      "false without quotes." % (merged["rehearsal"],))
     if not isinstance(merged["models_dir"], str) or not merged["models_dir"].startswith("/"):
         errors.append("all: fastchat_models_dir: must be an absolute path in the container, "
                       "got %r. Fix: e.g. /models." % (merged["models_dir"],))
@@ -506,10 +541,16 @@ def build_plan(hosts, groups, catalogue, settings=None, templates=None):
             "address": address, "is_head": host == head, "is_gpu_host": host in gpu_hosts,
             "gpu_source": gpu_source, "gpus": gpus, "stacks": stacks,
             "models": host_models, "services": services,
+            # Controller and worker ports: only the lab's hosts may reach them.
+            "internal_ports": sorted(s["port"] for s in services
+                                     if s["kind"] in ("controller", "model_worker")),
         }
 
     if errors:
         raise PlanError(errors)
+    if cfg["rehearsal"]:
+        warnings.append("all: fastchat_rehearsal: this is a rehearsal lab: workers keep their "
+                        "planned GPUs (pinned by Docker) but run FastChat on CPU.")
 
     plan_models = {}
     for name in sorted(model_hosts):
@@ -532,6 +573,7 @@ def build_plan(hosts, groups, catalogue, settings=None, templates=None):
             "workers": list(worker_names),
             "gpu_hosts": gpu_hosts,
             "hosts": planned,
+            "addresses": sorted({h["address"] for h in plan_hosts.values()}),
         },
         "models": plan_models,
         "hosts": plan_hosts,
@@ -543,7 +585,7 @@ def _service(name, kind, port, argv, url, controller, stack="cpu"):
     return {
         "name": name, "kind": kind, "port": port, "stack": stack, "gpus": [], "argv": argv,
         "url": url, "controller_address": controller, "model": None, "model_path": None,
-        "backend": None, "device": None, "num_gpus": 0, "memory": None,
+        "backend": None, "device": None, "num_gpus": 0, "memory": None, "rehearsal": False,
     }
 
 
@@ -721,6 +763,10 @@ def _plan_workers(host, workers, gpus, gpu_source, models, catalogue, templates,
         if backend == "vllm" and device == "cpu":
             errors.append("%s.backend: vllm workers need GPUs. Fix: use backend: hf with "
                           "device: cpu." % var)
+        if backend == "vllm" and cfg["rehearsal"]:
+            errors.append("%s.backend: a rehearsal lab (fastchat_rehearsal: true) runs every "
+                          "worker on CPU, which vllm cannot. Fix: use backend: hf, or set "
+                          "fastchat_rehearsal: false on real GPUs." % var)
         if len(errors) > n_err:
             # Still mark GPUs and names so later workers do not repeat this worker's errors.
             for idx in indices:
@@ -786,14 +832,19 @@ def _plan_workers(host, workers, gpus, gpu_source, models, catalogue, templates,
         model_path = "%s/%s" % (cfg["models_dir"].rstrip("/"), model)
         url = "http://%s:%d" % (address, port)
         tmpl = worker.get("conv_template") or entry.get("conv_template")
-        argv = _worker_argv(backend, device, model, model_path, port, url, controller,
+        # A rehearsal keeps the GPU assignment (checked above, pinned by Docker) but
+        # runs FastChat on CPU, so fake GPUs are enough.
+        rehearsed = device == "cuda" and cfg["rehearsal"]
+        run_device = "cpu" if rehearsed else device
+        argv = _worker_argv(backend, run_device, model, model_path, port, url, controller,
                             indices, worker, tmpl, entry)
-        stack = "cpu" if device == "cpu" else STACK_BY[(backend, device)]
+        stack = "cpu" if run_device == "cpu" else STACK_BY[(backend, device)]
         services.append({
             "name": name, "kind": "model_worker", "port": port, "stack": stack,
             "gpus": [str(i) for i in indices], "argv": argv, "url": url,
             "controller_address": controller, "model": model, "model_path": model_path,
-            "backend": backend, "device": device, "num_gpus": len(indices), "memory": memory,
+            "backend": backend, "device": run_device, "num_gpus": len(indices),
+            "memory": memory, "rehearsal": rehearsed,
         })
     return services
 
@@ -860,6 +911,8 @@ def format_plan_table(plan):
             what = svc["model"] or svc["kind"]
             if svc["backend"] == "vllm":
                 what += " (vllm)"
+            if svc.get("rehearsal"):
+                what += " (rehearsal, on CPU)"
             rows.append((host, _gpu_cell(hplan, svc), what, svc["name"], str(svc["port"]),
                          _memory_cell(svc)))
     widths = [max(len(r[i]) for r in rows + [TABLE_HEADER]) for i in range(len(TABLE_HEADER))]

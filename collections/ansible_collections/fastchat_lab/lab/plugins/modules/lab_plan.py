@@ -60,6 +60,12 @@ options:
     description: Inventory group holding the hosts that run model workers.
     type: str
     default: gpu_hosts
+  rehearsal:
+    description:
+      - Rehearsal lab on fake GPUs. Workers keep their planned GPUs (checked and pinned
+        by Docker) but run FastChat on CPU from the cpu image.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
