@@ -16,6 +16,7 @@ The tests run in this order (pytest keeps a module's order) and share the lab.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -276,5 +277,6 @@ def test_the_arena_page_offers_every_model():
     with open(html, encoding="utf-8") as fh:
         page = fh.read()
     assert "Arena (side-by-side)" in page
-    for model in MODELS:
-        assert 'value="%s"' % model in page or ">%s<" % model in page, model
+    # The opened model list, as rendered: one option element per model.
+    listed = re.findall(r'<li\b[^>]*\baria-label="([^"]+)"[^>]*data-testid="dropdown-option"', page)
+    assert sorted(listed) == MODELS, listed
