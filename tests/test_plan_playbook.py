@@ -62,6 +62,16 @@ def run(root, playbook, inventory, tmp_path, cmdline=""):
         envvars={"ANSIBLE_CONFIG": str(root / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
 
 
+def plays_started(result):
+    return [e["event_data"]["play"] for e in result.events
+            if e["event"] == "playbook_on_play_start"]
+
+
+def changed_tasks(result):
+    return [e["event_data"]["task"] for e in result.events if e["event"] == "runner_on_ok"
+            and e["event_data"]["res"].get("changed")]
+
+
 def test_reference_lab_plan_prints_the_p40_table(tmp_path):
     root = project_copy(tmp_path)
     # inventory/lab leaves the API keys to the user's vault: a test key here.
@@ -72,9 +82,7 @@ def test_reference_lab_plan_prints_the_p40_table(tmp_path):
     assert "qwen-7b-chat-gpu1        | 21002 | 17.0 / 24.2 GB" in out
     assert "2,3 (Tesla P40 x2) | Baichuan-13B-Chat" in out
     assert "AFTER-PLAN gpu01" in out  # the plan fact reaches later plays
-    changed = [e for e in result.events if e["event"] == "runner_on_ok"
-               and e["event_data"]["res"].get("changed")]
-    assert changed == []
+    assert changed_tasks(result) == []
 
 
 def test_invalid_inventory_stops_site_yml_before_any_host_is_changed(tmp_path):
@@ -87,14 +95,10 @@ def test_invalid_inventory_stops_site_yml_before_any_host_is_changed(tmp_path):
     assert "gpu01: fastchat_workers[0].backend: vllm needs compute capability 7.0" in out
     assert "Fix: use backend: hf" in out
     assert "gpu01: fastchat_workers[1].gpus: GPU 1 is already given to worker" in out
-    plays = [e["event_data"]["play"] for e in result.events
-             if e["event"] == "playbook_on_play_start"]
     # Only the read-only GPU facts play and the plan ran: the Docker play never started.
-    assert plays == ["Read the NVIDIA GPUs of the GPU hosts.",
+    assert plays_started(result) == ["Read the NVIDIA GPUs of the GPU hosts.",
                      "Read the default IPv4 address of every lab host.", "Plan the FastChat lab."]
-    changed = [e["event_data"]["task"] for e in result.events if e["event"] == "runner_on_ok"
-               and e["event_data"]["res"].get("changed")]
-    assert changed == []
+    assert changed_tasks(result) == []
 
 
 NO_KEY_INVENTORY = BAD_INVENTORY.replace(
@@ -112,13 +116,10 @@ def test_api_without_keys_stops_site_yml_before_any_host_is_changed(tmp_path):
     assert result.status == "failed", out
     assert "gpu01: fastchat_deploy_api_keys is empty" in out
     assert "Fix: set fastchat_deploy_api_keys (in ansible-vault)" in out
-    plays = [e["event_data"]["play"] for e in result.events
-             if e["event"] == "playbook_on_play_start"]
+    plays = plays_started(result)
     assert plays[-1] == "Check the deployment settings before any host is changed."
     assert "Install Docker Engine with Compose v2 on every lab host." not in plays
-    changed = [e["event_data"]["task"] for e in result.events if e["event"] == "runner_on_ok"
-               and e["event_data"]["res"].get("changed")]
-    assert changed == []
+    assert changed_tasks(result) == []
     # The same inventory with an explicitly open API passes the preflight.
     (tmp_path / "open").mkdir()
     result = run(root, "playbooks/plan.yml", inventory, tmp_path / "open",
