@@ -71,7 +71,7 @@ def test_reference_lab_plan():
         "models": ["Baichuan-13B-Chat", "Qwen-7B-Chat"],
         "workers": ["qwen-7b-chat-gpu1", "baichuan-13b-chat-gpu2-3"],
         "gpu_hosts": ["gpu01"], "hosts": ["gpu01"],
-        "addresses": ["192.0.2.10"]}
+        "addresses": ["192.0.2.10"], "named_addresses": []}
     assert plan["models"]["Qwen-7B-Chat"]["container_path"] == "/models/Qwen-7B-Chat"
     assert plan["models"]["Baichuan-13B-Chat"]["hosts"] == ["gpu01"]
     assert plan["warnings"] == []
@@ -230,6 +230,7 @@ def test_host_address(hvars, expected):
     groups = {"all": ["solo"], "fastchat_head": ["solo"], "gpu_hosts": ["solo"]}
     plan = plan_of(hosts, groups)
     assert plan["hosts"]["solo"]["address"] == expected
+    assert plan["summary"]["named_addresses"] == ([] if expected[0].isdigit() else [expected])
     assert plan["summary"]["controller_address"] == "http://%s:21001" % expected
 
 

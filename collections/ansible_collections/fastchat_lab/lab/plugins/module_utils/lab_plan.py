@@ -33,6 +33,7 @@ Output (JSON-serialisable)
         "workers": ["qwen-7b-chat-gpu1", ...], "gpu_hosts": ["gpu01"],
         "hosts": ["gpu01"],                                     # every host in the plan
         "addresses": ["192.0.2.10"],                            # their addresses, sorted
+        "named_addresses": [],                                  # those that are names
       },
       "models": {                       # only the catalogue entries that some worker uses
         "Qwen-7B-Chat": {"source", "revision", "gpu_memory_gb", "conv_template",
@@ -574,6 +575,9 @@ def build_plan(hosts, groups, catalogue, settings=None, templates=None):
             "gpu_hosts": gpu_hosts,
             "hosts": planned,
             "addresses": sorted({h["address"] for h in plan_hosts.values()}),
+            # Addresses that are host names: each host resolves them (lab_plan resolve.yml).
+            "named_addresses": sorted({h["address"] for h in plan_hosts.values()
+                                       if not _is_ip(h["address"])}),
         },
         "models": plan_models,
         "hosts": plan_hosts,
