@@ -42,6 +42,15 @@ PLAN_THEN_MORE = """
 """
 
 
+PLAN_THEN_PREFLIGHT = """
+- name: Plan the lab.
+  ansible.builtin.import_playbook: playbooks/plan.yml
+
+- name: Check the deployment settings.
+  ansible.builtin.import_playbook: playbooks/preflight.yml
+"""
+
+
 def project_copy(tmp_path):
     """The files plan.yml needs, so a test playbook can sit next to group_vars/."""
     root = tmp_path / "project"
@@ -74,9 +83,7 @@ def changed_tasks(result):
 
 def test_reference_lab_plan_prints_the_p40_table(tmp_path):
     root = project_copy(tmp_path)
-    # inventory/lab leaves the API keys to the user's vault: a test key here.
-    result = run(root, "check.yml", root / "inventory" / "lab", tmp_path,
-                 cmdline="--check -e '{\"fastchat_deploy_api_keys\": [\"test-key\"]}'")
+    result = run(root, "check.yml", root / "inventory" / "lab", tmp_path, cmdline="--check")
     out = result.stdout.read()
     assert result.status == "successful", out
     assert "qwen-7b-chat-gpu1        | 21002 | 17.0 / 24.2 GB" in out
@@ -121,7 +128,20 @@ def test_api_without_keys_stops_site_yml_before_any_host_is_changed(tmp_path):
     assert "Install Docker Engine with Compose v2 on every lab host." not in plays
     assert changed_tasks(result) == []
     # The same inventory with an explicitly open API passes the preflight.
+    (root / "preflight.yml").write_text(PLAN_THEN_PREFLIGHT)
     (tmp_path / "open").mkdir()
-    result = run(root, "playbooks/plan.yml", inventory, tmp_path / "open",
+    result = run(root, "preflight.yml", inventory, tmp_path / "open",
                  cmdline="-e fastchat_deploy_open_api=true")
-    assert result.status == "successful", result.stdout.read()
+    out = result.stdout.read()
+    assert result.status == "successful", out
+    assert "Check the API server's keys." in out
+
+
+def test_the_plan_alone_needs_no_api_key(tmp_path):
+    """plan.yml is the README's look at a lab: it prints the plan of inventory/lab, whose
+    API keys live in the user's vault, without asking for them."""
+    root = project_copy(tmp_path)
+    result = run(root, "playbooks/plan.yml", root / "inventory" / "lab", tmp_path)
+    out = result.stdout.read()
+    assert result.status == "successful", out
+    assert "2,3 (Tesla P40 x2) | Baichuan-13B-Chat" in out
