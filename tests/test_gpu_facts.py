@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_plan import (
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.nvidia_smi import (
     parse_driver_versions,
     parse_gpu_query,
 )

@@ -1,4 +1,4 @@
-"""The planner (module_utils/lab_plan.py): valid labs and every rejection."""
+"""The planner (module_utils/lab_plan/): valid labs and every rejection."""
 
 import copy
 import json
@@ -54,7 +54,10 @@ def test_reference_lab_plan():
         "--worker-address", "http://192.0.2.10:21002", "--controller-address", ctl,
         "--device", "cuda", "--num-gpus", "1", "--conv-template", "qwen-7b-chat"]
     assert (qwen["gpus"], qwen["stack"], qwen["port"]) == (["1"], "cuda117", 21002)
-    assert qwen["memory"] == {"need_gb": 17.0, "available_gb": 24.16}
+    # One P40 holds Qwen-7B-Chat's weights but not its whole 8,192-token context.
+    assert qwen["memory"]["available_gb"] == 24.16
+    assert (qwen["memory"]["context_tokens"], qwen["memory"]["max_context_tokens"]) == (8192, 3728)
+    assert qwen["memory"]["need_gb"] == 30.48
     baichuan = svc["baichuan-13b-chat-gpu2-3"]
     assert baichuan["argv"] == [
         "python3", "-m", "fastchat.serve.model_worker",
@@ -64,27 +67,36 @@ def test_reference_lab_plan():
         "--device", "cuda", "--num-gpus", "2", "--max-gpu-memory", "24GB",
         "--conv-template", "baichuan-chat"]
     assert baichuan["gpus"] == ["2", "3"]
-    assert baichuan["memory"] == {"need_gb": 26.0, "available_gb": 48.0}
+    assert baichuan["memory"]["available_gb"] == 48.32
+    # accelerate balances the 40 layers under the 24GB cap (embeddings on GPU 2, the
+    # output head on GPU 3).
+    assert [g["layers"] for g in baichuan["memory"]["gpus"]] == [21, 19]
     assert plan["summary"] == {
         "head": "gpu01", "head_address": "192.0.2.10", "controller_address": ctl,
         "api_url": "http://192.0.2.10:8000/v1", "web_ui_url": "http://192.0.2.10:7860",
         "models": ["Baichuan-13B-Chat", "Qwen-7B-Chat"],
         "workers": ["qwen-7b-chat-gpu1", "baichuan-13b-chat-gpu2-3"],
         "gpu_hosts": ["gpu01"], "hosts": ["gpu01"],
-        "addresses": ["192.0.2.10"], "named_addresses": []}
+        "addresses": ["192.0.2.10"], "named_addresses": [], "stacks": ["cpu", "cuda117"],
+        "weights_dir": "/srv/fastchat-lab/models", "models_dir": "/models", "rehearsal": False}
     assert plan["models"]["Qwen-7B-Chat"]["container_path"] == "/models/Qwen-7B-Chat"
     assert plan["models"]["Baichuan-13B-Chat"]["hosts"] == ["gpu01"]
-    assert plan["warnings"] == []
+    assert plan["models"]["Qwen-7B-Chat"]["host_path"] == "/srv/fastchat-lab/models/Qwen-7B-Chat"
+    assert [w.split(": ")[:2] for w in plan["warnings"]] == [
+        ["gpu01", "fastchat_workers[0].gpus"], ["gpu01", "fastchat_workers[1].gpus"]]
+    assert "holds about 3,728 of its 8,192 context tokens" in plan["warnings"][0]
 
 
 def test_reference_lab_table():
     lines = format_plan_table(plan_of(*reference_lab()))
     assert lines[0].split(" | ")[0].strip() == "host"
     bars = {tuple(i for i, c in enumerate(line) if c == "|") for line in lines[:1] + lines[2:7]}
-    assert len(bars) == 1 and len(next(iter(bars))) == 5  # fixed-width columns
+    assert len(bars) == 1 and len(next(iter(bars))) == 7  # fixed-width columns
     text = "\n".join(lines)
     assert "1 (Tesla P40)" in text and "2,3 (Tesla P40 x2)" in text
-    assert "17.0 / 24.2 GB" in text and "26.0 / 48.0 GB" in text
+    assert "| cuda117 | 21002 | 30.5 / 24.2 GB" in text
+    assert "3,728 / 8,192 tokens (short)" in text
+    assert "warning: gpu01: fastchat_workers[0].gpus: Qwen-7B-Chat on GPU 1" in text
     assert "controller: http://192.0.2.10:21001" in text
 
 
@@ -100,7 +112,8 @@ def test_two_hosts_addresses_and_ports():
     plan = plan_of(hosts, groups)
     svc = services(plan, "gpu02")
     assert not plan["hosts"]["gpu02"]["is_head"]
-    assert plan["hosts"]["gpu02"]["stacks"] == ["cuda117", "vllm"]
+    # An H100 on driver 550: the CUDA 12 stack for hf, vllm as asked.
+    assert plan["hosts"]["gpu02"]["stacks"] == ["cuda121", "vllm"]
     # The explicit port 21002 is kept; the default port skips it.
     assert svc["baichuan-13b-chat-gpu1"]["port"] == 21002
     assert svc["qwen-b"]["port"] == 21003
@@ -148,7 +161,8 @@ def test_gathered_facts_override_declared_gpus():
     assert plan["hosts"]["gpu01"]["gpu_source"] == "facts"
     assert plan["hosts"]["gpu01"]["gpus"][0]["uuid"] == "GPU-0"
     svc = services(plan, "gpu01")
-    assert svc["baichuan-13b-chat-gpu2-3"]["memory"]["available_gb"] == 214.75
+    assert svc["baichuan-13b-chat-gpu2-3"]["memory"]["available_gb"] == 301.51
+    assert svc["baichuan-13b-chat-gpu2-3"]["stack"] == "cuda121"
     assert svc["qwen-7b-chat-gpu1"]["stack"] == "vllm"
 
 
@@ -182,7 +196,7 @@ def test_rehearsal_keeps_the_gpus_and_runs_on_cpu():
     baichuan = svc["baichuan-13b-chat-gpu2-3"]
     # The assignment (and its memory check) is the real lab's ...
     assert baichuan["gpus"] == ["2", "3"] and baichuan["num_gpus"] == 2
-    assert baichuan["memory"]["need_gb"] == 26.0 and baichuan["memory"]["available_gb"]
+    assert baichuan["memory"]["need_gb"] == 47.23 and baichuan["memory"]["available_gb"]
     # ... but FastChat runs on CPU from the cpu image.
     assert baichuan["device"] == "cpu" and baichuan["stack"] == "cpu"
     assert baichuan["rehearsal"] is True
@@ -192,7 +206,7 @@ def test_rehearsal_keeps_the_gpus_and_runs_on_cpu():
     assert not svc["controller"]["rehearsal"]
     assert any("rehearsal lab" in w for w in plan["warnings"])
     table = "\n".join(format_plan_table(plan))
-    assert "2,3 (Tesla P40 x2)" in table and "26.0 / 48.0 GB" in table
+    assert "2,3 (Tesla P40 x2)" in table and "47.2 / 48.3 GB" in table
     assert "Baichuan-13B-Chat (rehearsal, on CPU)" in table
     # A rehearsal still refuses what the real lab would refuse.
     hosts["gpu01"]["fastchat_workers"][0]["gpus"] = [2]
@@ -240,12 +254,14 @@ def test_load_8bit_makes_a_big_model_fit_one_gpu():
         {"model": "Baichuan-13B-Chat", "gpus": [0], "load_8bit": True}]
     svc = services(plan_of(hosts, groups), "gpu01")["baichuan-13b-chat-gpu0"]
     assert "--load-8bit" in svc["argv"]
-    assert svc["memory"]["need_gb"] == 15.6
+    # 8-bit weights (13.7 GB instead of 26.5) fit one P40, with about 2,900 tokens.
+    assert svc["memory"]["need_gb"] == 26.4
+    assert svc["memory"]["max_context_tokens"] == 2940
 
 
 def test_catalogue_extra_merges_by_name():
     extra = {"Qwen-7B-Chat": {"local_path": "/srv/models/qwen"},
-             "Tiny": {"source": "org/tiny", "revision": "main", "gpu_memory_gb": 1}}
+             "Tiny": {"source": "org/tiny", "revision": "1" * 40, "gpu_memory_gb": 1}}
     merged = merge_catalogue(CATALOGUE, extra)
     assert merged["Qwen-7B-Chat"]["revision"] == CATALOGUE["Qwen-7B-Chat"]["revision"]
     assert merged["Qwen-7B-Chat"]["local_path"] == "/srv/models/qwen"
@@ -255,7 +271,8 @@ def test_catalogue_extra_merges_by_name():
     plan = plan_of(hosts, groups, catalogue=merged)
     assert plan["models"]["Qwen-7B-Chat"]["local_path"] == "/srv/models/qwen"
     assert services(plan, "gpu01")["tiny-gpu0"]["port"] == 21004
-    assert any("Tiny" in w and "not a pinned commit" in w for w in plan["warnings"])
+    assert plan["models"]["Tiny"]["architecture"] is None
+    assert services(plan, "gpu01")["tiny-gpu0"]["memory"]["basis"] == "catalogue"
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -347,10 +364,10 @@ INVALID = {
          "Fix: write gpus: [1, 2], not a string"]),
     "gpus_not_integers": (
         set_key(0, "gpus", ["1"]),
-        ["gpu01: fastchat_workers[0].gpus", "'1' is not an integer GPU index", "Fix:"]),
+        ["gpu01: fastchat_workers[0].gpus", "'1' is not a whole-number GPU index", "Fix:"]),
     "gpus_bool": (
         set_key(0, "gpus", [True]),
-        ["gpu01: fastchat_workers[0].gpus", "True is not an integer", "Fix:"]),
+        ["gpu01: fastchat_workers[0].gpus", "True is not a whole-number GPU index", "Fix:"]),
     "unknown_model": (
         set_key(0, "model", "Llama-2-7b-chat"),
         ["gpu01: fastchat_workers[0].model", "'Llama-2-7b-chat' is not in the model catalogue",
@@ -384,12 +401,13 @@ INVALID = {
         ["gpu02: fastchat_workers", "runs no worker", "Fix: give it at least one worker"]),
     "not_enough_gpu_memory": (
         set_key(0, "model", "Baichuan-13B-Chat"),
-        ["gpu01: fastchat_workers[0].gpus", "Baichuan-13B-Chat needs about 26.0 GB",
-         "GPU 1 gives 24.2 GB", "Fix: give the worker more GPUs", "load_8bit: true"]),
+        ["gpu01: fastchat_workers[0].gpus", "Baichuan-13B-Chat's weights (26.5 GB) do not fit",
+         "GPU 1 (Tesla P40), which give 24.2 GB", "Fix: give the worker more GPUs",
+         "load_8bit: true"]),
     "cap_too_small_for_model": (
         set_key(1, "max_gpu_memory", "12GB"),
-        ["gpu01: fastchat_workers[1].gpus", "needs about 26.0 GB", "GPUs 2,3 give 24.0 GB",
-         "raise max_gpu_memory"]),
+        ["gpu01: fastchat_workers[1].gpus", "weights (26.5 GB) do not fit on GPUs 2,3",
+         "which give 24.0 GB under max_gpu_memory 12GB", "raise max_gpu_memory"]),
     "max_gpu_memory_above_gpu": (
         set_key(1, "max_gpu_memory", "25GB"),
         ["gpu01: fastchat_workers[1].max_gpu_memory", "25GB (25.00 GB) is more than GPU memory",
@@ -399,7 +417,7 @@ INVALID = {
         ["gpu01: fastchat_workers[1].max_gpu_memory", "23GiB", "more than GPU memory"]),
     "max_gpu_memory_unparseable": (
         set_key(1, "max_gpu_memory", "24 gigs"),
-        ["gpu01: fastchat_workers[1].max_gpu_memory", "'24 gigs' cannot be parsed",
+        ["gpu01: fastchat_workers[1].max_gpu_memory", "'24 gigs' cannot be read as a size",
          "Fix: write it like \"22GiB\" or \"24GB\""]),
     "max_gpu_memory_single_gpu": (
         set_key(0, "max_gpu_memory", "20GB"),
@@ -447,14 +465,15 @@ INVALID = {
          "qwen-7b-chat"]),
     "limit_concurrency_string": (
         set_key(0, "limit_worker_concurrency", "5"),
-        ["gpu01: fastchat_workers[0].limit_worker_concurrency", "positive integer"]),
+        ["gpu01: fastchat_workers[0].limit_worker_concurrency", "positive whole number"]),
     "gpus_unknown": (
         lambda hosts, groups: hosts["gpu01"].pop("fastchat_gpus"),
         ["gpu01: fastchat_workers[0].gpus", "the GPUs of gpu01 are unknown",
          "Fix: declare fastchat_gpus", "gather facts"]),
     "declared_gpus_bad_memory": (
         set_gpus("memory_mib", "24GB"),
-        ["gpu01: fastchat_gpus: memory_mib must be a positive number", "Fix: declare"]),
+        ["gpu01: fastchat_gpus[0].memory_mib: GPU 0: memory must be a positive number",
+         "Fix: declare"]),
     "declared_gpus_typo": (
         set_gpus("compute_cap", "6.1"),
         ["gpu01: fastchat_gpus.compute_cap: unknown key", "Fix: declare"]),
@@ -474,12 +493,17 @@ CATALOGUE_INVALID = {
     "missing_source": (
         catalogue_edit("Baichuan-13B-Chat", "source", None),
         ["all: fastchat_models['Baichuan-13B-Chat'].source: missing", "Fix:"]),
-    "missing_memory": (
-        catalogue_edit("Qwen-7B-Chat", "gpu_memory_gb", None),
-        ["all: fastchat_models['Qwen-7B-Chat'].gpu_memory_gb: missing", "model card"]),
+    "missing_architecture": (
+        catalogue_edit("Qwen-7B-Chat", "architecture", None),
+        ["all: fastchat_models['Qwen-7B-Chat'].architecture: missing (and no gpu_memory_gb)",
+         "config.json", "model card"]),
     "memory_string": (
         catalogue_edit("Qwen-7B-Chat", "gpu_memory_gb", "17GB"),
         ["all: fastchat_models['Qwen-7B-Chat'].gpu_memory_gb: must be a positive number"]),
+    "revision_not_pinned": (
+        catalogue_edit("Qwen-7B-Chat", "revision", "main"),
+        ["all: fastchat_models['Qwen-7B-Chat'].revision: 'main' is not a pinned commit",
+         "Fix: pin the full commit id"]),
     "trust_remote_code_string": (
         catalogue_edit("Qwen-7B-Chat", "trust_remote_code", "yes"),
         ["all: fastchat_models['Qwen-7B-Chat'].trust_remote_code: must be a boolean",
@@ -525,7 +549,9 @@ def test_invalid_catalogue(case):
 def test_all_errors_are_reported_at_once():
     hosts, groups = reference_lab()
     w(hosts, 0).update(gpus=[7], load_8bit="yes")
-    w(hosts, 1).update(backend="vllm", model="Nope")
+    w(hosts, 1).update(model="Nope")
+    hosts["gpu01"]["fastchat_workers"].append({"model": "Qwen-7B-Chat", "gpus": [0],
+                                               "backend": "vllm"})
     groups["fastchat_head"].append("ghost")
     error = _raises(hosts, groups, None, [
         "all: groups.fastchat_head: 2 head hosts", "GPU 7 does not exist",

@@ -9,9 +9,8 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_plan import (
-    DEFAULT_SETTINGS,
-    DISPATCH_METHODS,
     PlanError,
+    SETTING_KEYS,
     build_plan,
     format_plan_table,
     merge_catalogue,
@@ -23,19 +22,12 @@ HOST_KEYS = (
     "fastchat_gpu_facts",
 )
 
+# The settings are passed on untouched (type raw): the planner types and checks them,
+# so its messages (host, variable, fix) are the ones a user sees.
 ARGUMENT_SPEC = {
-    "catalogue": {"type": "dict", "required": True},
-    "catalogue_extra": {"type": "dict", "default": {}},
-    "controller_port": {"type": "int", "default": DEFAULT_SETTINGS["controller_port"]},
-    "worker_base_port": {"type": "int", "default": DEFAULT_SETTINGS["worker_base_port"]},
-    "api_port": {"type": "int", "default": DEFAULT_SETTINGS["api_port"]},
-    "web_ui_port": {"type": "int", "default": DEFAULT_SETTINGS["web_ui_port"]},
-    "dispatch_method": {"type": "str", "default": DEFAULT_SETTINGS["dispatch_method"],
-                        "choices": list(DISPATCH_METHODS)},
-    "models_dir": {"type": "str", "default": DEFAULT_SETTINGS["models_dir"]},
-    "head_group": {"type": "str", "default": DEFAULT_SETTINGS["head_group"]},
-    "gpu_group": {"type": "str", "default": DEFAULT_SETTINGS["gpu_group"]},
-    "rehearsal": {"type": "bool", "default": DEFAULT_SETTINGS["rehearsal"]},
+    "catalogue": {"type": "raw", "required": True},
+    "catalogue_extra": {"type": "raw", "required": True},
+    "settings": {"type": "dict", "required": True},
 }
 
 
@@ -46,6 +38,14 @@ def conversation_templates():
     except ImportError:
         return None
     return set(conv_templates)
+
+
+def _read(hvars, key):
+    """A host variable, templated; (value, error text)."""
+    try:
+        return hvars.get(key), None
+    except Exception as exc:  # noqa: BLE001 - any templating error is the user's to fix
+        return None, to_text(exc)
 
 
 class ActionModule(ActionBase):
@@ -71,36 +71,35 @@ class ActionModule(ActionBase):
 
         groups = {name: list(members) for name, members in task_vars.get("groups", {}).items()}
         hostvars = task_vars.get("hostvars", {})
-        hosts = {}
-        errors = []
+        hosts, errors = {}, []
         for host in groups.get("all", []):
             hvars = hostvars[host]
             hosts[host] = {}
             for key in HOST_KEYS:
-                try:
-                    value = hvars.get(key)
-                except Exception as exc:  # noqa: BLE001 - report any templating error
+                value, error = _read(hvars, key)
+                if error:
                     errors.append("%s: %s: cannot be read (%s). Fix: correct the variable." % (
-                        host, key, to_text(exc)))
-                    continue
-                if value is not None:
+                        host, key, error))
+                elif value is not None:
                     hosts[host][key] = value
-            try:
-                facts = hvars.get("ansible_facts") or {}
+            facts, _error = _read(hvars, "ansible_facts")
+            if isinstance(facts, dict):
                 kept = {key: facts[key] for key in ("fastchat_gpu_facts", "default_ipv4")
                         if facts.get(key)}
                 if kept:
                     hosts[host]["ansible_facts"] = kept
-            except Exception:  # noqa: BLE001 - facts are optional
-                pass
         if errors:
             result.update(failed=True, msg=str(PlanError(errors)))
             return result
 
-        catalogue = merge_catalogue(args["catalogue"], args["catalogue_extra"] or {})
-        settings = {k: args[k] for k in ARGUMENT_SPEC if k not in ("catalogue", "catalogue_extra")}
+        catalogue = merge_catalogue(args["catalogue"], args["catalogue_extra"])
+        unknown = sorted(set(args["settings"]) - set(SETTING_KEYS))
+        if unknown:
+            result.update(failed=True, msg="all: lab_plan: unknown setting(s) %s. Fix: pass "
+                          "only %s." % (", ".join(unknown), ", ".join(SETTING_KEYS)))
+            return result
         try:
-            plan = build_plan(hosts, groups, catalogue, settings, templates)
+            plan = build_plan(hosts, groups, catalogue, args["settings"], templates)
         except PlanError as exc:
             result.update(failed=True, msg=str(exc))
             return result

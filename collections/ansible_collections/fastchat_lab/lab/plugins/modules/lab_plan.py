@@ -21,51 +21,20 @@ author:
 options:
   catalogue:
     description: The shipped model catalogue (C(fastchat_models)).
-    type: dict
+    type: raw
     required: true
   catalogue_extra:
     description: Entries merged over I(catalogue) by model name (C(fastchat_models_extra)).
-    type: dict
-    default: {}
-  controller_port:
-    description: Port of the FastChat controller on the head host.
-    type: int
-    default: 21001
-  worker_base_port:
-    description: First port given to model workers on each GPU host.
-    type: int
-    default: 21002
-  api_port:
-    description: Port of the OpenAI-compatible API server on the head host.
-    type: int
-    default: 8000
-  web_ui_port:
-    description: Port of the Gradio web UI on the head host.
-    type: int
-    default: 7860
-  dispatch_method:
-    description: How the controller picks a worker.
-    type: str
-    choices: [shortest_queue, lottery]
-    default: shortest_queue
-  models_dir:
-    description: Directory of the model weights inside the containers.
-    type: str
-    default: /models
-  head_group:
-    description: Inventory group holding the one head host.
-    type: str
-    default: fastchat_head
-  gpu_group:
-    description: Inventory group holding the hosts that run model workers.
-    type: str
-    default: gpu_hosts
-  rehearsal:
+    type: raw
+    required: true
+  settings:
     description:
-      - Rehearsal lab on fake GPUs. Workers keep their planned GPUs (checked and pinned
-        by Docker) but run FastChat on CPU from the cpu image.
-    type: bool
-    default: false
+      - The lab-wide settings, each exactly as the inventory gives it (the planner types
+        and checks them; the lab_plan role's defaults own the values)
+      - C(controller_port), C(worker_base_port), C(api_port), C(web_ui_port),
+        C(dispatch_method), C(models_dir), C(weights_dir), C(rehearsal).
+    type: dict
+    required: true
 attributes:
   check_mode:
     support: full
@@ -77,13 +46,22 @@ EXAMPLES = r"""
 - name: Compute the lab plan.
   fastchat_lab.lab.lab_plan:
     catalogue: "{{ fastchat_models }}"
-    catalogue_extra: "{{ fastchat_models_extra | default({}) }}"
+    catalogue_extra: "{{ fastchat_models_extra }}"
+    settings:
+      controller_port: "{{ fastchat_controller_port }}"
+      worker_base_port: "{{ fastchat_worker_base_port }}"
+      api_port: "{{ fastchat_api_port }}"
+      web_ui_port: "{{ fastchat_web_ui_port }}"
+      dispatch_method: "{{ fastchat_dispatch_method }}"
+      models_dir: "{{ fastchat_models_dir }}"
+      weights_dir: "{{ fastchat_weights_dir }}"
+      rehearsal: "{{ fastchat_rehearsal }}"
   register: lab_plan_result
 """
 
 RETURN = r"""
 plan:
-  description: The lab plan; its shape is documented in plugins/module_utils/lab_plan.py.
+  description: The lab plan; its shape is documented in plugins/module_utils/lab_plan/__init__.py.
   returned: success
   type: dict
 table:

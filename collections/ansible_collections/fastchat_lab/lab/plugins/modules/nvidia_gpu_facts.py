@@ -66,7 +66,7 @@ nvidia_smi_message:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_plan import (
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.nvidia_smi import (
     parse_driver_versions,
     parse_gpu_query,
 )

@@ -1,0 +1,387 @@
+# -*- coding: utf-8 -*-
+# Copyright: fastchat-lab contributors
+# Apache License 2.0
+"""Placement: the checked inventory becomes the plan (see the package docstring).
+
+Order: settings and catalogue (inputs.py), the lab's hosts and their addresses and
+GPUs, the head's services, then each host's workers: names, GPUs given once, ports,
+the stack (stacks.py), the memory (memory.py) and the command line (argv.py).
+Every problem is collected; PlanError is raised once, before any plan is returned.
+"""
+
+from __future__ import annotations
+
+from . import argv as commands
+from . import grammar, memory, stacks
+from .inputs import read_address, read_catalogue, read_host_gpus, read_settings, read_worker
+from .model import GPU_GROUP, HEAD_GROUP, HEAD_SERVICES, Host
+from .problems import Problems, show
+
+GB = memory.GB
+
+
+def build_plan(hosts, groups, catalogue, settings, templates=None):
+    """Validate the lab inventory and compute the plan (see the package docstring).
+
+    ``hosts``: {inventory name: vars}; ``groups``: {group: [names]}; ``catalogue``: the
+    merged model catalogue; ``settings``: every key of model.SETTING_KEYS; ``templates``:
+    FastChat's conversation template names, or None not to check them.
+    """
+    problems = Problems()
+    hosts = hosts if isinstance(hosts, dict) else {}
+    groups = groups if isinstance(groups, dict) else {}
+    cfg = read_settings(settings, problems)
+    models, model_names = read_catalogue(catalogue, templates, problems)
+    heads = _group(groups, HEAD_GROUP)
+    gpu_hosts = _group(groups, GPU_GROUP)
+    if not heads:
+        problems.add("all", "groups.%s" % HEAD_GROUP, "no head host", "put exactly one host in "
+                     "the %s group (it runs the controller, API server and web UI)" % HEAD_GROUP)
+    elif len(heads) > 1:
+        problems.add("all", "groups.%s" % HEAD_GROUP, "%d head hosts (%s)" % (
+            len(heads), ", ".join(heads)), "put exactly one host in the %s group" % HEAD_GROUP)
+    if not gpu_hosts:
+        problems.add("all", "groups.%s" % GPU_GROUP, "no GPU host", "put the hosts that run "
+                     "model workers in the %s group" % GPU_GROUP)
+    head = heads[0] if len(heads) == 1 else None
+    for name, hvars in hosts.items():
+        if isinstance(hvars, dict) and hvars.get("fastchat_workers") not in (None, []) \
+                and name not in gpu_hosts:
+            problems.add(name, "fastchat_workers", "this host has workers but is not in the "
+                         "%s group" % GPU_GROUP, "add it to %s, or remove its fastchat_workers"
+                         % GPU_GROUP)
+    planned = list(dict.fromkeys(([head] if head else []) + gpu_hosts))
+    lab = {}
+    for name in planned:
+        hvars = hosts.get(name)
+        if not isinstance(hvars, dict):
+            problems.add(name, "inventory", "the host is in a lab group but has no variables",
+                         "check the host name in the inventory")
+            hvars = {}
+        address = read_address(name, hvars, problems)
+        gpus, source = read_host_gpus(name, hvars, problems)
+        lab[name] = (Host(name=name, address=address, is_head=name == head,
+                          is_gpu_host=name in gpu_hosts, gpu_source=source, gpus=gpus), hvars)
+    _check_addresses(lab, problems)
+    if cfg is None:
+        problems.raise_if_any()
+    head_address = lab[head][0].address if head in lab else None
+    controller = _url(head_address, cfg.controller_port) if head_address else None
+
+    plan_hosts, worker_names, model_hosts = {}, {}, {}
+    for name, (host, hvars) in lab.items():
+        services = _head_services(cfg, controller, host.address) if host.is_head else []
+        used_ports = {s["port"]: s["name"] for s in services}
+        if host.is_gpu_host:
+            services += _host_workers(host, hvars, models, model_names, templates, cfg,
+                                      controller, used_ports, worker_names, problems)
+        host_models = sorted({s["model"] for s in services if s["model"]})
+        for model in host_models:
+            model_hosts.setdefault(model, []).append(name)
+        plan_hosts[name] = {
+            "address": host.address, "is_head": host.is_head, "is_gpu_host": host.is_gpu_host,
+            "gpu_source": host.gpu_source, "gpus": [g.as_dict() for g in host.gpus],
+            "stacks": sorted({s["stack"] for s in services}), "models": host_models,
+            "services": services,
+            # Controller and worker ports: only the lab's hosts may reach them.
+            "internal_ports": sorted(s["port"] for s in services
+                                     if s["kind"] in ("controller", "model_worker")),
+        }
+    problems.raise_if_any()
+    if cfg.rehearsal:
+        problems.warn("all", "fastchat_rehearsal", "this is a rehearsal lab: workers keep "
+                      "their planned GPUs (pinned by Docker) but run FastChat on CPU",
+                      "set fastchat_rehearsal: false on real GPUs")
+    plan_models = {name: _model_entry(models[name], cfg, model_hosts[name])
+                   for name in sorted(model_hosts)}
+    addresses = sorted({h["address"] for h in plan_hosts.values()})
+    return {
+        "summary": {
+            "head": head, "head_address": head_address, "controller_address": controller,
+            "api_url": _url(head_address, cfg.api_port) + "/v1",
+            "web_ui_url": _url(head_address, cfg.web_ui_port),
+            "models": sorted(plan_models),
+            "workers": list(worker_names),
+            "gpu_hosts": gpu_hosts,
+            "hosts": planned,
+            "addresses": addresses,
+            # Addresses that are host names: each host resolves them (lab_plan resolve).
+            "named_addresses": [a for a in addresses if not grammar.is_ip(a)],
+            "stacks": sorted({s for h in plan_hosts.values() for s in h["stacks"]}),
+            "weights_dir": cfg.weights_dir,
+            "models_dir": cfg.models_dir,
+            "rehearsal": cfg.rehearsal,
+        },
+        "models": plan_models,
+        "hosts": plan_hosts,
+        "warnings": problems.warnings,
+    }
+
+
+def _group(groups, name):
+    members = groups.get(name) or []
+    if not isinstance(members, (list, tuple)):
+        return []
+    return list(dict.fromkeys(str(m) for m in members))
+
+
+def _url(address, port):
+    return "http://%s:%d" % (address, port)
+
+
+def _check_addresses(lab, problems):
+    seen = {}
+    for name, (host, _hvars) in lab.items():
+        if host.address is None:
+            continue
+        if host.address in seen:
+            problems.add(name, "fastchat_address", "%s is also the address of %s: two "
+                         "inventory names for one machine would get the same GPUs and ports"
+                         % (host.address, seen[host.address]),
+                         "give each host its own address, or merge the two entries into one "
+                         "host")
+        seen.setdefault(host.address, name)
+
+
+def _service(name, kind, port, argv, url, controller, stack="cpu"):
+    return {
+        "name": name, "kind": kind, "port": port, "stack": stack, "gpus": [], "argv": argv,
+        "url": url, "controller_address": controller, "model": None, "model_path": None,
+        "backend": None, "device": None, "num_gpus": 0, "memory": None, "rehearsal": False,
+    }
+
+
+def _head_services(cfg, controller, address):
+    return [
+        _service(HEAD_SERVICES["controller"], "controller", cfg.controller_port,
+                 commands.controller(cfg.controller_port, cfg.dispatch_method),
+                 controller, controller),
+        _service(HEAD_SERVICES["openai_api"], "openai_api", cfg.api_port,
+                 commands.openai_api(cfg.api_port, controller),
+                 _url(address, cfg.api_port), controller),
+        _service(HEAD_SERVICES["web_ui"], "web_ui", cfg.web_ui_port,
+                 commands.web_ui(cfg.web_ui_port, controller),
+                 _url(address, cfg.web_ui_port), controller),
+    ]
+
+
+def _host_workers(host, hvars, models, model_names, templates, cfg, controller, used_ports,
+                  worker_names, problems):
+    raw = hvars.get("fastchat_workers")
+    if raw in (None, []):
+        problems.add(host.name, "fastchat_workers", "the host is in %s but runs no worker"
+                     % GPU_GROUP, "give it at least one worker, or remove it from %s" % GPU_GROUP)
+        return []
+    if not isinstance(raw, list):
+        problems.add(host.name, "fastchat_workers", "must be a list of workers, got %s"
+                     % show(raw), "write it as a YAML list (\"- model: ...\")")
+        return []
+    taken_gpus, checked = {}, []
+    # Pass 1: each worker on its own, then what workers share: GPUs, names, explicit ports.
+    for pos, entry in enumerate(raw):
+        worker = read_worker(host.name, pos, entry, models, model_names, templates, cfg,
+                             host.gpus, host.gpu_source, problems)
+        if worker is None:
+            continue
+        var = worker.var
+        name = worker.name or _default_name(worker)
+        bad = grammar.worker_name_problem(name)
+        if bad:
+            problems.add(host.name, var + ".name", "the name made from the model and GPUs, %s, "
+                         "is too long" % show(name), "set a shorter name: for this worker")
+            continue
+        clash = [i for i in worker.gpus if i in taken_gpus]
+        for idx in clash:
+            problems.add(host.name, var + ".gpus", "GPU %d is already given to worker %s on this "
+                         "host" % (idx, taken_gpus[idx]), "give each GPU to one worker only")
+        for idx in worker.gpus:
+            taken_gpus.setdefault(idx, name)
+        if name in worker_names:
+            problems.add(host.name, var + ".name", "worker name %s is already used by %s"
+                         % (show(name), worker_names[name]),
+                         "set a unique name: on one of them (names are lab-wide)")
+            continue
+        worker_names[name] = "%s fastchat_workers[%d]" % (host.name, pos)
+        if clash:
+            continue
+        if worker.port is not None:
+            if worker.port in used_ports:
+                problems.add(host.name, var + ".port", "port %d is already used by %s on this "
+                             "host" % (worker.port, used_ports[worker.port]),
+                             "give each service on a host its own port, or leave port out to "
+                             "get the next free one")
+                continue
+            used_ports[worker.port] = name
+        checked.append((worker, name))
+    # Pass 2: default ports, stack, memory, command line.
+    services, next_port = [], cfg.worker_base_port
+    for worker, name in checked:
+        port = worker.port
+        if port is None:
+            while next_port in used_ports:
+                next_port += 1
+            if next_port > 65535:
+                problems.add(host.name, worker.var + ".port", "no free port is left between "
+                             "fastchat_worker_base_port (%d) and 65535" % cfg.worker_base_port,
+                             "lower fastchat_worker_base_port or give the workers ports")
+                continue
+            port = next_port
+            used_ports[port] = name
+        service = _worker_service(host, worker, name, port, cfg, controller, problems)
+        if service is not None:
+            services.append(service)
+    return services
+
+
+def _default_name(worker):
+    suffix = "cpu" if worker.device == "cpu" else "gpu" + "-".join(map(str, worker.gpus))
+    return "%s-%s" % (grammar.slug(worker.model.name), suffix)
+
+
+def _worker_service(host, worker, name, port, cfg, controller, problems):
+    var = worker.var
+    gpus = [g for g in host.gpus if g.index in worker.gpus]
+    gpus.sort(key=lambda g: worker.gpus.index(g.index))
+    stack = None
+    if worker.device == "cuda":
+        stack, refusal = stacks.choose(worker.backend, worker.device, gpus)
+        if refusal:
+            what, fix = refusal
+            problems.add(host.name, var + (".backend" if worker.backend == "vllm" else ".gpus"),
+                         what, fix)
+            return None
+    else:
+        stack = stacks.STACKS["cpu"]
+    refusal = stacks.library_problem(worker.model, stack)
+    if refusal:
+        problems.add(host.name, var + ".backend", *refusal)
+        return None
+    estimate = _memory(host, worker, gpus, problems)
+    if estimate is None:
+        return None
+    # A rehearsal keeps the GPU assignment (checked above, pinned by Docker) but runs
+    # FastChat on CPU, so fake GPUs are enough.
+    rehearsed = worker.device == "cuda" and cfg.rehearsal
+    run_device = "cpu" if rehearsed else worker.device
+    if rehearsed:
+        stack = stacks.STACKS["cpu"]
+    model = worker.model
+    model_path = "%s/%s" % (cfg.models_dir, model.name)
+    url = _url(host.address, port)
+    max_model_len = None
+    if worker.backend == "vllm" and estimate.context_tokens is not None \
+            and estimate.model_context_tokens is not None \
+            and estimate.context_tokens < estimate.model_context_tokens:
+        max_model_len = estimate.context_tokens
+    argv = commands.worker(worker, run_device, model_path, port, url, controller,
+                           worker.conv_template or model.conv_template, max_model_len)
+    return {
+        "name": name, "kind": "model_worker", "port": port, "stack": stack.name,
+        "gpus": [str(i) for i in worker.gpus], "argv": argv, "url": url,
+        "controller_address": controller, "model": model.name, "model_path": model_path,
+        "backend": worker.backend, "device": run_device, "num_gpus": len(worker.gpus),
+        "memory": estimate.as_dict(), "rehearsal": rehearsed,
+    }
+
+
+def _memory(host, worker, gpus, problems):
+    """The worker's memory estimate; None (and a problem) when it does not fit."""
+    model, arch, var = worker.model, worker.model.architecture, worker.var
+    if worker.device == "cpu":
+        return memory.estimate_cpu(arch, worker.load_8bit) if arch else \
+            memory.estimate_flat(model.gpu_memory_gb, [], None, worker.load_8bit)
+    if worker.cap_bytes is not None:
+        small = min(g.memory_mib * memory.MIB for g in gpus)
+        if worker.cap_bytes > small:
+            problems.add(host.name, var + ".max_gpu_memory", "%s (%.2f GB) is more than GPU "
+                         "memory (%.2f GB = %d MiB)" % (worker.max_gpu_memory,
+                                                         worker.cap_bytes / GB, small / GB,
+                                                         small // memory.MIB),
+                         "set at most %dMiB, e.g. \"%dGiB\"" % (small // memory.MIB,
+                                                               small // memory.GIB))
+            return None
+    if arch is None:
+        estimate = memory.estimate_flat(model.gpu_memory_gb, gpus, worker.cap_bytes,
+                                        worker.load_8bit)
+    elif worker.backend == "vllm":
+        estimate = memory.estimate_vllm(arch, gpus)
+    else:
+        estimate = memory.estimate_hf(arch, gpus, worker.cap_bytes, worker.load_8bit)
+    where = "GPU%s %s (%s)" % ("s" if len(gpus) > 1 else "", ",".join(str(g.index) for g in gpus),
+                               "/".join(sorted({g.name for g in gpus})))
+    more = "give the worker more GPUs%s%s" % (
+        ", raise max_gpu_memory" if worker.cap_bytes else "",
+        ", or set load_8bit: true (one GPU)" if worker.backend == "hf" and not worker.load_8bit
+        and len(gpus) == 1 else "")
+    if not estimate.fits:
+        if not estimate.weights_fit:
+            what = ("%s's weights (%.1f GB%s) do not fit on %s, which give %.1f GB%s"
+                    % (model.name, memory.weights_bytes(arch, worker.load_8bit) / GB,
+                       ", 8-bit" if worker.load_8bit else "", where,
+                       _placement_room(gpus, worker.cap_bytes) / GB,
+                       " under max_gpu_memory %s" % worker.max_gpu_memory
+                       if worker.cap_bytes else " as FastChat places them"))
+        elif estimate.basis == "catalogue":
+            what = ("%s needs about %.1f GB of GPU memory but %s give%s %.1f GB" % (
+                model.name, estimate.need / GB, where, "" if len(gpus) > 1 else "s",
+                estimate.available / GB))
+        else:
+            what = ("%s needs about %.1f GB of GPU memory for even %d tokens of context but "
+                    "%s give%s %.1f GB" % (
+                        model.name, _need_at(estimate, arch, memory.MIN_CONTEXT) / GB,
+                        memory.MIN_CONTEXT, where, "" if len(gpus) > 1 else "s",
+                        estimate.available / GB))
+        problems.add(host.name, var + ".gpus", what, more)
+        return None
+    if estimate.max_context_tokens is not None and \
+            estimate.max_context_tokens < estimate.model_context_tokens:
+        fits, full = estimate.max_context_tokens, estimate.model_context_tokens
+        if worker.backend == "vllm":
+            what = ("{} on {} holds about {:,} of its {:,} context tokens in vLLM's share of "
+                    "GPU memory: the plan starts it with --max-model-len {}").format(
+                        model.name, where, fits, full, fits)
+        else:
+            what = ("{} on {} of {} holds about {:,} of its {:,} context tokens: a longer "
+                    "conversation runs out of GPU memory (it needs {:.1f} GB at {:,} tokens, "
+                    "the GPUs have {:.1f} GB)").format(
+                        model.name, where, host.name, fits, full, estimate.need / GB, full,
+                        estimate.available / GB)
+        fix = ("to serve all {:,} tokens, give the worker more GPUs or a GPU with more "
+               "memory{}").format(full, ", or set load_8bit: true (8-bit weights)"
+                                  if worker.backend == "hf" and not worker.load_8bit
+                                  and len(gpus) == 1 else "")
+        problems.warn(host.name, var + ".gpus", what, fix)
+    return estimate
+
+
+def _placement_room(gpus, cap):
+    if cap is not None:
+        return cap * len(gpus)
+    if len(gpus) == 1:
+        return gpus[0].memory_mib * memory.MIB
+    return sum(int(g.memory_mib / 1024 * memory.SEQUENTIAL_SHARE) * memory.GIB for g in gpus)
+
+
+def _need_at(estimate, arch, tokens):
+    if arch is None or estimate.context_tokens in (None, 0):
+        return estimate.need
+    per_token = (memory.kv_bytes_per_token(arch) + memory.ACTIVATION_BYTES * arch.hidden_size)
+    return estimate.need - per_token * (estimate.context_tokens - tokens)
+
+
+def _model_entry(model, cfg, hosts):
+    return {
+        "source": model.source, "revision": model.revision,
+        "gpu_memory_gb": model.gpu_memory_gb,
+        "architecture": None if model.architecture is None else {
+            k: getattr(model.architecture, k) for k in (
+                "parameters", "layers", "hidden_size", "attention_heads", "kv_heads",
+                "context_tokens", "vocab_size", "alibi")},
+        "conv_template": model.conv_template, "trust_remote_code": model.trust_remote_code,
+        "local_path": model.local_path,
+        "container_path": "%s/%s" % (cfg.models_dir, model.name),
+        # Where the weights are on every host that serves the model.
+        "host_path": model.local_path or "%s/%s" % (cfg.weights_dir, model.name),
+        "requires": dict(model.requires), "aliases": list(model.aliases),
+        "hosts": hosts,
+    }

@@ -1,0 +1,130 @@
+# -*- coding: utf-8 -*-
+# Copyright: fastchat-lab contributors
+# Apache License 2.0
+"""Which image stack runs a worker, chosen from its GPUs, and which models each stack loads.
+
+A stack is one FastChat image (roles/fastchat_image/files/stacks/<name>/): its torch
+build decides which GPUs and drivers it runs on, its transformers which models' code it
+loads. The versions here are the ones those constraints files pin
+(tests/test_image_stacks.py keeps the two equal); the GPU and driver ranges are what
+the torch builds carry:
+
+- torch 2.0.1 from PyPI bundles CUDA 11.7 and has kernels for sm_37 ... sm_86 only
+  (an H100/H200, sm_90, is refused by it); CUDA 11.7 runs on drivers >= 515.
+- torch 2.1.2 from PyPI bundles CUDA 12.1 with kernels sm_50 ... sm_90; CUDA 12
+  needs a driver >= 525 (CUDA's minor-version compatibility from 525.60.13).
+- vLLM 0.6.2 brings torch 2.4.0 with CUDA 12.1 and needs compute capability >= 7.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .grammar import version_in
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    backend: str                 # hf | vllm
+    device: str                  # cuda | cpu
+    torch: str
+    cuda: str | None
+    transformers: str
+    min_driver: int | None = None
+    min_cc: tuple | None = None
+    max_cc: tuple | None = None
+
+    def runs_on(self, cc: tuple, driver_major: int) -> bool:
+        return (self.device == "cuda" and driver_major >= self.min_driver
+                and self.min_cc <= cc <= self.max_cc)
+
+    def describe(self) -> str:
+        if self.device == "cpu":
+            return "%s (torch %s, CPU)" % (self.name, self.torch)
+        return "%s (torch %s, CUDA %s: driver >= %d, compute capability %d.%d-%d.%d)" % (
+            self.name, self.torch, self.cuda, self.min_driver, *self.min_cc, *self.max_cc)
+
+
+STACKS = {
+    "cpu": Stack("cpu", "hf", "cpu", torch="2.13.0+cpu", cuda=None, transformers="4.33.3"),
+    "cuda117": Stack("cuda117", "hf", "cuda", torch="2.0.1", cuda="11.7", transformers="4.33.3",
+                     min_driver=515, min_cc=(3, 7), max_cc=(8, 6)),
+    "cuda121": Stack("cuda121", "hf", "cuda", torch="2.1.2", cuda="12.1", transformers="4.33.3",
+                     min_driver=525, min_cc=(5, 0), max_cc=(9, 0)),
+    "vllm": Stack("vllm", "vllm", "cuda", torch="2.4.0", cuda="12.1", transformers="4.45.2",
+                  min_driver=525, min_cc=(7, 0), max_cc=(9, 0)),
+}
+# hf workers on GPUs: the first stack in this order that runs on every GPU of the worker
+# (the CUDA 12 stack where the driver allows it: it runs every GPU generation cuda117
+# does, and Hopper).
+HF_CUDA_ORDER = ("cuda121", "cuda117")
+# The driver branch the nvidia_driver role installs for a stack (its README's table).
+DRIVER_BRANCH_FOR = {"cuda117": "515", "cuda121": "535", "vllm": "535"}
+
+
+def choose(backend: str, device: str, gpus: list):
+    """(stack, None) or (None, (what is wrong, fix)) for a worker on ``gpus``."""
+    if device == "cpu":
+        return STACKS["cpu"], None
+    candidates = ("vllm",) if backend == "vllm" else HF_CUDA_ORDER
+    for name in candidates:
+        stack = STACKS[name]
+        if all(stack.runs_on(g.compute_capability, g.driver_major) for g in gpus):
+            return stack, None
+    return None, _refusal(backend, gpus)
+
+
+def _refusal(backend: str, gpus: list):
+    gpu = gpus[0]
+    worst_cc = max(g.compute_capability for g in gpus)
+    low_cc = min(g.compute_capability for g in gpus)
+    driver = min(g.driver_major for g in gpus)
+    label = "GPU %d (%s, compute capability %s, driver %s)" % (
+        gpu.index, gpu.name, gpu.cc_text, gpu.driver_version)
+    if backend == "vllm":
+        stack = STACKS["vllm"]
+        if low_cc < stack.min_cc:
+            return ("vllm needs compute capability 7.0 or newer but %s has %d.%d"
+                    % (label, *low_cc),
+                    "use backend: hf on this GPU (e.g. a Tesla P40 is 6.1)")
+        if worst_cc > stack.max_cc:
+            return ("no pinned vllm stack has kernels for compute capability %d.%d (%s)"
+                    % (*worst_cc, label), "use other GPUs for this worker")
+        return ("the vllm image needs CUDA 12, i.e. NVIDIA driver %d or newer, but GPU %d "
+                "(%s) has driver %s" % (stack.min_driver, gpu.index, gpu.name,
+                                        gpu.driver_version),
+                "upgrade the driver or use backend: hf (nvidia_driver_branch: \"%s\" for "
+                "this host installs one)" % DRIVER_BRANCH_FOR["vllm"])
+    new, old = STACKS["cuda121"], STACKS["cuda117"]
+    if worst_cc > new.max_cc:
+        return ("no pinned stack has kernels for compute capability %d.%d (%s): %s stops at "
+                "%d.%d" % (*worst_cc, label, new.name, *new.max_cc),
+                "use other GPUs for this worker")
+    if low_cc < old.min_cc:
+        return ("compute capability %d.%d (%s) is older than any pinned torch supports "
+                "(%d.%d)" % (*low_cc, label, *old.min_cc), "use newer GPUs for this worker")
+    if worst_cc > old.max_cc:
+        return ("%s needs the CUDA 12 stack %s (torch %s; the CUDA 11.7 stack has no kernels "
+                "past compute capability %d.%d), which needs NVIDIA driver %d or newer, but "
+                "the host has driver %s" % (label, new.name, new.torch, *old.max_cc,
+                                            new.min_driver, gpu.driver_version),
+                "set nvidia_driver_branch: \"%s\" for this host and re-run site.yml (it "
+                "installs the driver; the worker then runs the %s stack)"
+                % (DRIVER_BRANCH_FOR["cuda121"], new.name))
+    return ("%s: the stacks need NVIDIA driver %d or newer (CUDA %s), the host has %s"
+            % (label, old.min_driver, old.cuda, gpu.driver_version),
+            "set nvidia_driver_branch: \"%s\" (or newer) for this host and re-run site.yml"
+            % DRIVER_BRANCH_FOR["cuda117"])
+
+
+def library_problem(model, stack: Stack):
+    """(what, fix) when ``stack``'s libraries cannot load ``model``; None when they can."""
+    spec = model.requires.get("transformers")
+    if not spec or version_in(stack.transformers, spec):
+        return None
+    able = sorted(s.name for s in STACKS.values() if version_in(s.transformers, spec))
+    fix = ("use a worker on one of the stacks that can: %s (backend: hf)" % ", ".join(able)
+           if able else "widen or correct fastchat_models_extra['%s'].requires" % model.name)
+    return ("%s needs transformers %s, but the %s stack has transformers %s"
+            % (model.name, spec, stack.name, stack.transformers), fix)
