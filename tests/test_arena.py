@@ -74,6 +74,7 @@ def web_ui():
 
     yield serve
     server.shutdown()
+    server.server_close()
 
 
 def test_waits_for_the_late_model_list_and_saves_the_screenshot(web_ui, tmp_path):

@@ -15,7 +15,8 @@ from ansible_collections.fastchat_lab.lab.plugins.module_utils.compose import (
     render_compose,
 )
 
-from labs import H100, ROOT, plan_of, reference_lab
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_plan import merge_catalogue
+from labs import CATALOGUE, H100, ROOT, plan_of, reference_lab
 
 IMAGES = {"cpu": "fastchat-lab/fastchat:cpu-x", "cuda117": "fastchat-lab/fastchat:cuda117-x",
           "vllm": "fastchat-lab/fastchat:vllm-x"}
@@ -80,9 +81,10 @@ def test_a_second_gpu_host_waits_for_the_head_controller():
 
 def test_options_bind_addresses_open_api_and_local_weights():
     hosts, groups = reference_lab()
-    plan = plan_of(hosts, groups)
-    plan = copy.deepcopy(plan)
-    plan["models"]["Qwen-7B-Chat"]["local_path"] = "/data/Qwen-7B-Chat"
+    catalogue = merge_catalogue(copy.deepcopy(CATALOGUE),
+                                {"Qwen-7B-Chat": {"local_path": "/data/Qwen-7B-Chat"}})
+    plan = plan_of(hosts, groups, catalogue=catalogue)
+    assert plan["models"]["Qwen-7B-Chat"]["host_path"] == "/data/Qwen-7B-Chat"
     project = render_compose(plan, "gpu01", {"images": IMAGES, "api_env_file": None,
                                              "api_bind": "127.0.0.1", "web_ui_bind": "10.1.2.3"})
     svcs = project["services"]
@@ -160,6 +162,7 @@ def fixture_server():
     thread.start()
     yield "http://127.0.0.1:%d" % srv.server_address[1]
     srv.shutdown()
+    srv.server_close()
 
 
 def launch(*args, **env):

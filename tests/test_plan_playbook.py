@@ -71,6 +71,12 @@ def run(root, playbook, inventory, tmp_path, cmdline=""):
         envvars={"ANSIBLE_CONFIG": str(root / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
 
 
+def output(result):
+    """What the run printed (ansible-runner hands out an open file: read and close it)."""
+    with result.stdout as fh:
+        return fh.read()
+
+
 def plays_started(result):
     return [e["event_data"]["play"] for e in result.events
             if e["event"] == "playbook_on_play_start"]
@@ -84,7 +90,7 @@ def changed_tasks(result):
 def test_reference_lab_plan_prints_the_p40_table(tmp_path):
     root = project_copy(tmp_path)
     result = run(root, "check.yml", root / "inventory" / "lab", tmp_path, cmdline="--check")
-    out = result.stdout.read()
+    out = output(result)
     assert result.status == "successful", out
     assert "qwen-7b-chat-gpu1        | cuda117 | 21002 | 30.5 / 24.2 GB" in out
     assert "3,728 / 8,192 tokens (short)" in out
@@ -101,7 +107,7 @@ def test_invalid_inventory_stops_site_yml_before_any_host_is_changed(tmp_path):
     inventory = tmp_path / "bad.yml"
     inventory.write_text(BAD_INVENTORY)
     result = run(root, "site.yml", inventory, tmp_path)
-    out = result.stdout.read()
+    out = output(result)
     assert result.status == "failed", out
     assert "gpu01: fastchat_workers[0].backend: vllm needs compute capability 7.0" in out
     assert "Fix: use backend: hf" in out
@@ -123,7 +129,7 @@ def test_api_without_keys_stops_site_yml_before_any_host_is_changed(tmp_path):
     inventory = tmp_path / "no-key.yml"
     inventory.write_text(NO_KEY_INVENTORY)
     result = run(root, "site.yml", inventory, tmp_path)
-    out = result.stdout.read()
+    out = output(result)
     assert result.status == "failed", out
     assert "gpu01: fastchat_deploy_api_keys is empty" in out
     assert "Fix: set fastchat_deploy_api_keys (in ansible-vault)" in out
@@ -136,7 +142,7 @@ def test_api_without_keys_stops_site_yml_before_any_host_is_changed(tmp_path):
     (tmp_path / "open").mkdir()
     result = run(root, "preflight.yml", inventory, tmp_path / "open",
                  cmdline="-e fastchat_deploy_open_api=true")
-    out = result.stdout.read()
+    out = output(result)
     assert result.status == "successful", out
     assert "Check the API server's keys." in out
 
@@ -146,6 +152,6 @@ def test_the_plan_alone_needs_no_api_key(tmp_path):
     API keys live in the user's vault, without asking for them."""
     root = project_copy(tmp_path)
     result = run(root, "playbooks/plan.yml", root / "inventory" / "lab", tmp_path)
-    out = result.stdout.read()
+    out = output(result)
     assert result.status == "successful", out
     assert "2,3 (Tesla P40 x2) | Baichuan-13B-Chat" in out

@@ -402,7 +402,7 @@ INVALID = {
     "not_enough_gpu_memory": (
         set_key(0, "model", "Baichuan-13B-Chat"),
         ["gpu01: fastchat_workers[0].gpus", "Baichuan-13B-Chat's weights (26.5 GB) do not fit",
-         "GPU 1 (Tesla P40), which give 24.2 GB", "Fix: give the worker more GPUs",
+         "GPU 1 (Tesla P40), which gives 24.2 GB", "Fix: give the worker more GPUs",
          "load_8bit: true"]),
     "cap_too_small_for_model": (
         set_key(1, "max_gpu_memory", "12GB"),
@@ -565,3 +565,222 @@ def test_the_shipped_catalogue_is_pinned():
     for name, entry in CATALOGUE.items():
         assert len(entry["revision"]) == 40 and int(entry["revision"], 16) >= 0, name
         assert entry["conv_template"] in TEMPLATES, name
+
+
+# ---------------------------------------------------------------------------
+# Hostile and careless inventories, one case per class of failure (the property-based
+# test in test_planner_properties.py throws thousands more at the planner).
+# ---------------------------------------------------------------------------
+
+def facts(**override):
+    def edit(hosts, groups):
+        gpus = [{"index": i, "uuid": "GPU-%d" % i, "name": "Tesla P40", "memory_mib": 23040,
+                 "compute_capability": "6.1", "driver_version": "515.105.01"} for i in range(4)]
+        gpus[1].update(override)
+        hosts["gpu01"]["fastchat_gpu_facts"] = gpus
+    return edit
+
+
+def declared_list(*entries):
+    def edit(hosts, groups):
+        base = {"name": "Tesla P40", "memory_mib": 23040, "compute_capability": "6.1",
+                "driver_version": "515.105.01"}
+        hosts["gpu01"]["fastchat_gpus"] = [dict(base, **e) for e in entries]
+    return edit
+
+
+def setting(**values):
+    return values
+
+
+HOSTILE = {
+    # Gathered GPU facts are checked like declared ones: nvidia-smi's [N/A] is None.
+    "facts_memory_not_available": (
+        facts(memory_mib=None), None,
+        ["gpu01: fastchat_gpu_facts[1].memory_mib: GPU 1: memory must be a positive number",
+         "got None", "Fix: check the driver on the host (nvidia-smi -q"]),
+    "facts_compute_capability_not_available": (
+        facts(compute_capability="[N/A]"), None,
+        ["gpu01: fastchat_gpu_facts[1].compute_capability", "got '[N/A]'"]),
+    "declared_index_quoted": (
+        declared_list({"index": "0"}, {"index": 1}), None,
+        ["gpu01: fastchat_gpus[0].index: must be a GPU index (a whole number", "got '0'"]),
+    "declared_index_twice": (
+        declared_list({"index": 1}, {"index": 1}), None,
+        ["gpu01: fastchat_gpus[1].index: GPU 1 is listed twice"]),
+    "declared_index_float": (
+        declared_list({"index": 1.5}), None, ["fastchat_gpus[0].index", "got 1.5"]),
+    "declared_memory_infinite": (
+        set_gpus("memory_mib", float("inf")), None,
+        ["gpu01: fastchat_gpus[0].memory_mib", "got inf"]),
+    "declared_memory_nan": (
+        set_gpus("memory_mib", float("nan")), None, ["fastchat_gpus[0].memory_mib", "got nan"]),
+    "max_gpu_memory_infinite": (
+        set_key(1, "max_gpu_memory", "infGB"), None,
+        ["gpu01: fastchat_workers[1].max_gpu_memory: 'infGB' cannot be read as a size"]),
+    "max_gpu_memory_bare_number": (
+        set_key(1, "max_gpu_memory", 24), None,
+        ["gpu01: fastchat_workers[1].max_gpu_memory: 24 cannot be read as a size with a unit",
+         "Fix: write it like \"22GiB\""]),
+    "max_gpu_memory_bare_text": (
+        set_key(1, "max_gpu_memory", "24"), None,
+        ["fastchat_workers[1].max_gpu_memory: '24' cannot be read"]),
+    "model_name_with_dots": (
+        set_key(0, "model", "../../../etc"), None,
+        ["gpu01: fastchat_workers[0].model: '../../../etc' is not a model name"]),
+    "worker_name_with_slash": (
+        set_key(0, "name", "a/b"), None,
+        ["gpu01: fastchat_workers[0].name: 'a/b' is not a valid worker name"]),
+    "worker_name_with_colon": (
+        set_key(0, "name", "a:b"), None, ["fastchat_workers[0].name: 'a:b' is not a valid"]),
+    "worker_name_with_comma": (
+        set_key(0, "name", "a,b"), None, ["fastchat_workers[0].name: 'a,b' is not a valid"]),
+    "worker_named_like_the_controller": (
+        set_key(0, "name", "controller"), None,
+        ["gpu01: fastchat_workers[0].name: 'controller' is the name of a head service"]),
+    "address_with_scheme": (
+        lambda hosts, groups: hosts["gpu01"].update(fastchat_address="http://192.0.2.10"), None,
+        ["gpu01: fastchat_address: 'http://192.0.2.10' is neither an IPv4 address nor a host "
+         "name", "Fix: set fastchat_address"]),
+    "address_octet_out_of_range": (
+        lambda hosts, groups: hosts["gpu01"].update(ansible_host="192.0.2.300"), None,
+        ["gpu01: ansible_host: '192.0.2.300' looks like an IPv4 address but is not one"]),
+    "address_ipv6": (
+        lambda hosts, groups: hosts["gpu01"].update(ansible_host="2001:db8::10"), None,
+        ["gpu01: ansible_host: 2001:db8::10 is an IPv6 address", "IPv4 only"]),
+    "address_loopback": (
+        lambda hosts, groups: hosts["gpu01"].update(ansible_host="127.0.0.1"), None,
+        ["gpu01: ansible_host: 127.0.0.1 is a loopback"]),
+    "two_hosts_one_address": (
+        second_host([{"model": "Qwen-7B-Chat", "gpus": [0], "name": "q2"}],
+                    ansible_host="192.0.2.10"), None,
+        ["gpu02: fastchat_address: 192.0.2.10 is also the address of gpu01"]),
+    "ports_past_65535": (
+        lambda hosts, groups: None, setting(worker_base_port=65535),
+        ["gpu01: fastchat_workers[1].port: no free port is left"]),
+    "web_ui_and_api_on_one_port": (
+        lambda hosts, groups: None, setting(web_ui_port=8000),
+        ["all: fastchat_web_ui_port: port 8000 is also fastchat_api_port"]),
+    "rehearsal_as_text": (
+        lambda hosts, groups: None, setting(rehearsal="yes"),
+        ["all: fastchat_rehearsal: must be a boolean, got 'yes'", "-e '{\"fastchat_rehearsal\""]),
+    "port_as_text": (
+        lambda hosts, groups: None, setting(api_port="8000"),
+        ["all: fastchat_api_port: must be a port number (1-65535), got '8000'"]),
+    "weights_dir_system": (
+        lambda hosts, groups: None, setting(weights_dir="/etc"),
+        ["all: fastchat_weights_dir: '/etc' is a system directory"]),
+    "weights_dir_relative": (
+        lambda hosts, groups: None, setting(weights_dir="models"),
+        ["all: fastchat_weights_dir: 'models' is not an absolute path"]),
+    "weights_dir_with_dots": (
+        lambda hosts, groups: None, setting(weights_dir="/srv/../etc"),
+        ["all: fastchat_weights_dir: '/srv/../etc' is not a normalised path"]),
+    "models_dir_is_the_venv": (
+        lambda hosts, groups: None, setting(models_dir="/opt/fastchat/venv"),
+        ["all: fastchat_models_dir: '/opt/fastchat/venv' is a directory the FastChat image"]),
+    "load_8bit_with_several_gpus": (
+        set_key(1, "load_8bit", True), None,
+        ["gpu01: fastchat_workers[1].load_8bit: FastChat 0.2.36 ignores load_8bit with several "
+         "GPUs", "Fix: give the worker one GPU"]),
+    "vllm_tensor_parallel_does_not_divide_heads": (
+        second_host([{"model": "Baichuan-13B-Chat", "gpus": [0, 1, 2], "backend": "vllm"}],
+                    fastchat_gpus=dict(H100, count=4)), None,
+        ["gpu02: fastchat_workers[0].gpus: vLLM's tensor parallelism over 3 GPUs must divide "
+         "Baichuan-13B-Chat's 40 attention heads", "Fix: give it a number of GPUs that "
+         "divides them: 1, 2, 4, 5, 8"]),
+    "sequential_placement_overfills_the_first_gpu": (
+        del_key(1, "max_gpu_memory"), None,
+        ["gpu01: fastchat_workers[1].gpus: Baichuan-13B-Chat needs about", "on GPU 2",
+         "without max_gpu_memory FastChat fills each GPU to 85 %", "Fix: set max_gpu_memory"]),
+}
+
+CATALOGUE_HOSTILE = {
+    "model_named_like_a_path": (
+        {"../../../etc": {"source": "org/x", "revision": "a" * 40, "gpu_memory_gb": 1}},
+        ["all: fastchat_models['../../../etc']: '../../../etc' is not a valid model name"]),
+    "model_name_with_comma": (
+        {"a,b": {"source": "org/x", "revision": "a" * 40, "gpu_memory_gb": 1}},
+        ["all: fastchat_models['a,b']: 'a,b' is not a valid model name"]),
+    "model_key_read_as_a_number": (
+        {7: {"source": "org/x", "revision": "a" * 40, "gpu_memory_gb": 1}},
+        ["all: fastchat_models[7]: 7 is not a text name"]),
+    "models_differing_in_case": (
+        {"qwen-7b-chat": {"source": "org/x", "revision": "a" * 40, "gpu_memory_gb": 1}},
+        ["differs from Qwen-7B-Chat only in case"]),
+    "revision_with_spaces": (
+        {"Qwen-7B-Chat": {"revision": "abc --upload-pack=touch /tmp/x"}},
+        ["all: fastchat_models['Qwen-7B-Chat'].revision: 'abc --upload-pack=touch /tmp/x' is "
+         "not a pinned commit"]),
+    "revision_upper_case": (
+        {"Qwen-7B-Chat": {"revision": "218AA3240FD5A5D1E80BB6C47D5D774361913706"}},
+        ["revision: '218AA3240FD5A5D1E80BB6C47D5D774361913706' is not a pinned commit"]),
+    "local_path_relative": (
+        {"Qwen-7B-Chat": {"local_path": "models/qwen"}},
+        ["all: fastchat_models['Qwen-7B-Chat'].local_path: 'models/qwen' is not an absolute path"]),
+    "local_path_system_dir": (
+        {"Qwen-7B-Chat": {"local_path": "/etc"}},
+        ["local_path: '/etc' is a system directory (under /etc)"]),
+    "local_path_with_colon": (
+        {"Qwen-7B-Chat": {"local_path": "/srv/a:b"}},
+        ["local_path: '/srv/a:b' has characters a path here cannot have"]),
+    "source_with_dots": (
+        {"Qwen-7B-Chat": {"source": "Qwen/../../x"}}, ["source: 'Qwen/../../x' is not a hub id"]),
+    "source_ssh_url": (
+        {"Qwen-7B-Chat": {"source": "ssh://git@hub/x"}}, ["only https://, http:// and file://"]),
+    "memory_nan": (
+        {"Tiny": {"source": "org/x", "revision": "a" * 40, "gpu_memory_gb": float("nan")}},
+        ["all: fastchat_models['Tiny'].gpu_memory_gb: must be a positive number of GB, got nan"]),
+    "architecture_heads_do_not_divide": (
+        {"Qwen-7B-Chat": {"architecture": dict(CATALOGUE["Qwen-7B-Chat"]["architecture"],
+                                               kv_heads=5)}},
+        ["architecture: hidden_size 4096, attention_heads 32 and kv_heads 5 do not divide"]),
+    "requires_not_a_range": (
+        {"Qwen-7B-Chat": {"requires": {"transformers": "latest"}}},
+        ["requires.transformers: 'latest' is not a version range"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_inventory(case):
+    edit, cfg, expected = HOSTILE[case]
+    hosts, groups = reference_lab()
+    edit(hosts, groups)
+    with pytest.raises(PlanError) as info:
+        plan_of(hosts, groups, settings=cfg)
+    message = str(info.value)
+    for part in expected:
+        assert part in message, "%r not in:\n%s" % (part, message)
+    for error in info.value.errors:
+        assert " Fix: " in error and error.endswith("."), error
+
+
+@pytest.mark.parametrize("case", sorted(CATALOGUE_HOSTILE))
+def test_hostile_catalogue(case):
+    extra, expected = CATALOGUE_HOSTILE[case]
+    catalogue = merge_catalogue(copy.deepcopy(CATALOGUE), copy.deepcopy(extra))
+    with pytest.raises(PlanError) as info:
+        plan_of(*reference_lab(), catalogue=catalogue)
+    message = str(info.value)
+    for part in expected:
+        assert part in message, "%r not in:\n%s" % (part, message)
+
+
+def test_ipv4_and_host_names_are_accepted():
+    for address in ("10.1.2.3", "gpu01.lab.example", "gpu01"):
+        hosts, groups = reference_lab()
+        hosts["gpu01"]["fastchat_address"] = address
+        plan = plan_of(hosts, groups)
+        assert plan["summary"]["controller_address"] == "http://%s:21001" % address
+
+
+def test_worker_names_that_would_be_too_long_ask_for_a_name():
+    extra = {"M" * 60: {"source": "org/x", "revision": "a" * 40, "gpu_memory_gb": 1}}
+    catalogue = merge_catalogue(copy.deepcopy(CATALOGUE), extra)
+    hosts, groups = reference_lab()
+    hosts["gpu01"]["fastchat_workers"].append({"model": "M" * 60, "gpus": [0]})
+    with pytest.raises(PlanError, match=r"fastchat_workers\[2\].name: the name made from the "
+                                        r"model and GPUs, 'm{60}-gpu0', is too long"):
+        plan_of(hosts, groups, catalogue=catalogue)
+    hosts["gpu01"]["fastchat_workers"][2]["name"] = "long-model"
+    assert "long-model" in plan_of(hosts, groups, catalogue=catalogue)["summary"]["workers"]

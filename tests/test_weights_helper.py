@@ -83,6 +83,11 @@ def hub(tmp_path):
     return "file://%s" % bare, git(work, "rev-parse", "HEAD"), bare
 
 
+def open_text(path):
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
 @needs_lfs
 def test_fetch_verifies_and_a_second_fetch_does_nothing(tmp_path, hub):
     url, rev, _bare = hub
@@ -90,7 +95,7 @@ def test_fetch_verifies_and_a_second_fetch_does_nothing(tmp_path, hub):
     first = fw.fetch(dest, url, rev, status, 0)
     assert first["changed"] and first["fetched_objects"] == 2 and first["fetched_bytes"] == 50000
     assert os.path.getsize(os.path.join(dest, "model-1.safetensors")) == 30000
-    assert json.load(open(status)) == {"phase": "done", "done": 50000, "total": 50000, "resumed_from": 0}
+    assert json.loads(open_text(status)) == {"phase": "done", "done": 50000, "total": 50000, "resumed_from": 0}
     again = fw.fetch(dest, url, rev, status, 0)
     assert not again["changed"] and again["fetched_objects"] == 0
 
@@ -111,7 +116,7 @@ def test_an_interrupted_fetch_resumes_without_the_finished_object(tmp_path, hub)
             os.remove(os.path.join(root, oid))
     result = fw.fetch(str(dest), url, rev, str(tmp_path / "s.json"), 0)
     assert result["ok"] and result["fetched_objects"] == 1 and result["fetched_bytes"] == 20000
-    assert json.load(open(tmp_path / "s.json"))["resumed_from"] == 30000
+    assert json.loads(open_text(tmp_path / "s.json"))["resumed_from"] == 30000
 
 
 @needs_lfs

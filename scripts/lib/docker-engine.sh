@@ -22,15 +22,28 @@ ensure_docker_installed() {
     docker.io iptables ca-certificates >/dev/null
 }
 
-# Install Debian's chromium (the lab scenario's arena screenshot) when missing.
-ensure_chromium() {
-  if command -v chromium >/dev/null 2>&1; then
+# Install Debian packages when the command they bring is missing:
+#   ensure_debian_packages COMMAND WHY PACKAGE...
+ensure_debian_packages() {
+  local command=$1 why=$2
+  shift 2
+  if command -v "$command" >/dev/null 2>&1; then
     return 0
   fi
-  log "Installing Debian's chromium (headless screenshots of the web UI)."
+  log "Installing Debian's $* ($why)."
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    chromium fonts-dejavu-core >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Install Debian's chromium (the lab scenario's arena screenshot) when missing.
+ensure_chromium() {
+  ensure_debian_packages chromium "headless screenshots of the web UI" chromium fonts-dejavu-core
+}
+
+# The unit tests' tools: git-lfs (the weights helper), rsync (the transfer helper).
+ensure_unit_test_tools() {
+  ensure_debian_packages git-lfs "the weights helper's tests" git git-lfs &&
+    ensure_debian_packages rsync "the transfer helper's tests" rsync
 }
 
 # Start dockerd when nothing answers on the socket, then wait for it.

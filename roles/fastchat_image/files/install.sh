@@ -19,20 +19,29 @@ if [ -d /build/wheelhouse ] && [ -n "$(ls -A /build/wheelhouse)" ]; then
   set -- "$@" --find-links /build/wheelhouse
 fi
 [ "${OFFLINE:-false}" = true ] && set -- "$@" --no-index
-torch=""
-[ -s /build/torch.txt ] && torch="-r /build/torch.txt"
 # A current pip first; sdists (wavedrom, transformers_stream_generator) are
 # built in isolated PEP 517 environments (--use-pep517): their setup_requires
 # then come with their own dependencies.
 "$pip" install "$@" -c /build/constraints.txt pip setuptools wheel
 # One resolve for everything, so the constraints hold for FastChat's own
 # (unpinned) dependencies too.
-# shellcheck disable=SC2086
-"$pip" install "$@" --use-pep517 -c /build/constraints.txt $torch -r /build/requirements.txt \
+"$pip" install "$@" --use-pep517 -c /build/constraints.txt -r /build/requirements.txt \
   "/build/FastChat[model_worker,webui]"
 "$pip" check
 "$pip" freeze --all > /opt/fastchat/freeze.txt
 cp /build/FastChat/.fastchat-lab-source /opt/fastchat/source
 # Fail the build, not the lab, when a service cannot even import.
-/opt/fastchat/venv/bin/python -c "import fastchat.serve.controller, fastchat.serve.openai_api_server, \
-fastchat.serve.model_worker, fastchat.serve.gradio_web_server_multi; print('FastChat modules import')"
+modules="fastchat.serve.controller fastchat.serve.openai_api_server fastchat.serve.model_worker fastchat.serve.gradio_web_server_multi"
+grep -qx vllm /build/requirements.txt && modules="$modules fastchat.serve.vllm_worker"
+/opt/fastchat/venv/bin/python - $modules <<'PY'
+import importlib
+import sys
+
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+import torch
+import transformers
+
+print("FastChat modules import: %s (torch %s, transformers %s)"
+      % (" ".join(sys.argv[1:]), torch.__version__, transformers.__version__))
+PY

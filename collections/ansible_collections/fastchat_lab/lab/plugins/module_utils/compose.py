@@ -4,7 +4,7 @@
 """Render one host's docker compose project from the lab plan.
 
 Pure Python (standard library only): pytest imports it directly and the
-``fastchat_lab.lab.compose_project`` filter wraps it. The plan (see lab_plan.py)
+``fastchat_lab.lab.compose_project`` filter wraps it. The plan (see lab_plan/__init__.py)
 owns every fact — services, ports, GPUs, FastChat argv, addresses; this module only
 adds how they run in Docker: image per stack, GPU device requests, published ports,
 read-only weights, health checks, restart policy, start order, secrets by env file.
@@ -25,8 +25,6 @@ DEFAULT_OPTIONS = {
     "project": "fastchat-lab",
     # {stack: image reference}; every stack a host's services use must be there.
     "images": {},
-    # Host directory holding <model name>/ for models without a catalogue local_path.
-    "weights_dir": "/srv/fastchat-lab/models",
     # Host path of the launcher script (copied there by the fastchat_deploy role).
     "launcher": "/etc/fastchat-lab/launch.py",
     # Env file with FASTCHAT_LAB_API_KEYS for the API server; None: an open API.
@@ -50,13 +48,6 @@ def _health(url, method="GET", start_period=30, api_key=False):
     if api_key:
         test.append("--api-key")
     return dict(HEALTH, test=test, start_period="%ds" % start_period)
-
-
-def _weights_source(plan, model, options):
-    entry = plan["models"][model]
-    if entry.get("local_path"):
-        return entry["local_path"]
-    return "%s/%s" % (options["weights_dir"].rstrip("/"), model)
 
 
 def render_compose(plan, host, options=None):
@@ -118,7 +109,8 @@ def render_compose(plan, host, options=None):
         else:
             out["ports"] = ["0.0.0.0:%d:%d" % (port, port)]  # IPv4 only, as the controller
             command += ["--wait-for", controller_url]
-            out["volumes"].append("%s:%s:ro" % (_weights_source(plan, svc["model"], opts),
+            # The plan's host_path: fastchat_weights_dir/<model> or the catalogue's local_path.
+            out["volumes"].append("%s:%s:ro" % (plan["models"][svc["model"]]["host_path"],
                                                 svc["model_path"]))
             out["healthcheck"] = _health("http://127.0.0.1:%d/worker_get_status" % port,
                                          method="POST",

@@ -17,7 +17,7 @@ import re
 
 from .grammar import is_int, is_number
 from .model import Gpu
-from .problems import show
+from .problems import key as keyed, show
 
 GPU_KEYS = ("index", "uuid", "name", "memory_mib", "compute_capability", "driver_version")
 DECLARED_KEYS = ("count", "name", "memory_mib", "compute_capability", "driver_version")
@@ -60,9 +60,9 @@ def host_gpus(host: str, hvars: dict, problems):
         return [], "none"
     var = "fastchat_gpus"
     if isinstance(declared, dict):
-        unknown = sorted(str(k) for k in set(declared) - set(DECLARED_KEYS))
+        unknown = sorted((k for k in declared if k not in DECLARED_KEYS), key=repr)
         if unknown:
-            problems.add(host, "%s.%s" % (var, unknown[0]), "unknown key", DECLARE_FIX)
+            problems.add(host, var + keyed(unknown[0]), "unknown key", DECLARE_FIX)
             return [], "none"
         count = declared.get("count")
         if not is_int(count) or not 1 <= count <= MAX_GPUS:
@@ -79,10 +79,10 @@ def host_gpus(host: str, hvars: dict, problems):
                 problems.add(host, "%s[%d]" % (var, pos), "must be a mapping, got %s"
                              % show(item), DECLARE_FIX)
                 return [], "none"
-            unknown = sorted(str(k) for k in set(item) - set(DECLARED_KEYS + ("index",))) \
+            unknown = sorted((k for k in item if k not in DECLARED_KEYS + ("index",)), key=repr) \
                 or (["count"] if "count" in item else [])
             if unknown:
-                problems.add(host, "%s[%d].%s" % (var, pos, unknown[0]),
+                problems.add(host, "%s[%d]%s" % (var, pos, keyed(unknown[0])),
                              "unknown key in a per-GPU entry", DECLARE_FIX)
                 return [], "none"
             entries.append(dict(item, index=item.get("index", pos)))

@@ -15,7 +15,7 @@ from .model import (
     BACKENDS, DEVICES, DISPATCH_METHODS, RESERVED_NAMES, SETTING_KEYS, Architecture,
     CatalogueModel, Settings, Worker,
 )
-from .problems import show
+from .problems import key as keyed, show
 
 CATALOGUE_KEYS = ("source", "revision", "gpu_memory_gb", "architecture", "conv_template",
                   "trust_remote_code", "local_path", "requires", "aliases")
@@ -138,8 +138,8 @@ def _read_entry(name, label, entry, templates, problems):
                      "give source, revision and architecture (or gpu_memory_gb)")
         return None
     before = len(problems)
-    for key in sorted(str(k) for k in set(entry) - set(CATALOGUE_KEYS)):
-        problems.add("all", "%s.%s" % (label, key), "unknown key", "use only %s"
+    for key in sorted((k for k in entry if k not in CATALOGUE_KEYS), key=repr):
+        problems.add("all", label + keyed(key), "unknown key", "use only %s"
                      % ", ".join(CATALOGUE_KEYS))
     for key in ("source", "revision"):
         if entry.get(key) in (None, ""):
@@ -202,8 +202,8 @@ def _read_architecture(label, arch, problems):
                      "copy the numbers from the model's config.json")
         return None
     before = len(problems)
-    for key in sorted(str(k) for k in set(arch) - set(ARCH_KEYS)):
-        problems.add("all", "%s.%s" % (var, key), "unknown key", "use only %s"
+    for key in sorted((k for k in arch if k not in ARCH_KEYS), key=repr):
+        problems.add("all", var + keyed(key), "unknown key", "use only %s"
                      % ", ".join(ARCH_KEYS))
     values = {}
     limits = {"parameters": 10 ** 13, "layers": 1000, "hidden_size": 10 ** 6,
@@ -240,12 +240,12 @@ def _read_requires(label, requires, problems) -> dict:
     out = {}
     for key, spec in requires.items():
         if key not in REQUIRES_KEYS:
-            problems.add("all", "%s.requires.%s" % (label, key), "unknown library",
+            problems.add("all", label + ".requires" + keyed(key), "unknown library",
                          "use only %s" % ", ".join(REQUIRES_KEYS))
             continue
         bad = grammar.spec_problem(spec)
         if bad:
-            problems.add("all", "%s.requires.%s" % (label, key), bad,
+            problems.add("all", label + ".requires" + keyed(key), bad,
                          "write a range like \">=4.32,<4.34\"")
             continue
         out[key] = spec
@@ -321,8 +321,8 @@ def read_worker(host, pos, worker, models, names, templates, settings, gpus, gpu
                      % show(worker), "write \"- model: NAME\" and \"gpus: [0]\"")
         return None
     before = len(problems)
-    for key in sorted(str(k) for k in set(worker) - set(WORKER_KEYS)):
-        problems.add(host, "%s.%s" % (var, key), "unknown key (a typo?)",
+    for key in sorted((k for k in worker if k not in WORKER_KEYS), key=repr):
+        problems.add(host, var + keyed(key), "unknown key (a typo?)",
                      "use only %s" % ", ".join(WORKER_KEYS))
     model = _worker_model(host, var, worker.get("model"), models, names, problems)
     backend = worker.get("backend", "hf")

@@ -188,7 +188,8 @@ def _host_workers(host, hvars, models, model_names, templates, cfg, controller, 
         bad = grammar.worker_name_problem(name)
         if bad:
             problems.add(host.name, var + ".name", "the name made from the model and GPUs, %s, "
-                         "is too long" % show(name), "set a shorter name: for this worker")
+                         "is too long" % show(name, 80), "set name: for this worker (at most 64 "
+                         "characters)")
             continue
         clash = [i for i in worker.gpus if i in taken_gpus]
         for idx in clash:
@@ -309,28 +310,34 @@ def _memory(host, worker, gpus, problems):
         estimate = memory.estimate_hf(arch, gpus, worker.cap_bytes, worker.load_8bit)
     where = "GPU%s %s (%s)" % ("s" if len(gpus) > 1 else "", ",".join(str(g.index) for g in gpus),
                                "/".join(sorted({g.name for g in gpus})))
+    gives = "give" if len(gpus) > 1 else "gives"
     more = "give the worker more GPUs%s%s" % (
         ", raise max_gpu_memory" if worker.cap_bytes else "",
         ", or set load_8bit: true (one GPU)" if worker.backend == "hf" and not worker.load_8bit
         and len(gpus) == 1 else "")
     if not estimate.fits:
         if not estimate.weights_fit:
-            what = ("%s's weights (%.1f GB%s) do not fit on %s, which give %.1f GB%s"
+            what = ("%s's weights (%.1f GB%s) do not fit on %s, which %s %.1f GB%s"
                     % (model.name, memory.weights_bytes(arch, worker.load_8bit) / GB,
-                       ", 8-bit" if worker.load_8bit else "", where,
+                       ", 8-bit" if worker.load_8bit else "", where, gives,
                        _placement_room(gpus, worker.cap_bytes) / GB,
                        " under max_gpu_memory %s" % worker.max_gpu_memory
                        if worker.cap_bytes else " as FastChat places them"))
         elif estimate.basis == "catalogue":
-            what = ("%s needs about %.1f GB of GPU memory but %s give%s %.1f GB" % (
-                model.name, estimate.need / GB, where, "" if len(gpus) > 1 else "s",
-                estimate.available / GB))
+            what = ("%s needs about %.1f GB of GPU memory but %s %s %.1f GB" % (
+                model.name, estimate.need / GB, where, gives, estimate.available / GB))
         else:
-            what = ("%s needs about %.1f GB of GPU memory for even %d tokens of context but "
-                    "%s give%s %.1f GB" % (
-                        model.name, _need_at(estimate, arch, memory.MIN_CONTEXT) / GB,
-                        memory.MIN_CONTEXT, where, "" if len(gpus) > 1 else "s",
-                        estimate.available / GB))
+            worst = _short_gpu(estimate, arch, memory.MIN_CONTEXT)
+            what = ("%s needs about %.1f GB on GPU %d (which has %.1f GB) for even %d tokens of "
+                    "context" % (model.name, worst["need"] / GB, worst["index"],
+                                 worst["available"] / GB, memory.MIN_CONTEXT))
+            if len(gpus) > 1 and worker.cap_bytes is None:
+                what += (": without max_gpu_memory FastChat fills each GPU to %d %% with "
+                         "weights, leaving too little for the rest"
+                         % round(memory.SEQUENTIAL_SHARE * 100))
+                more = ("set max_gpu_memory (e.g. \"%dGiB\") so that accelerate spreads the "
+                        "weights evenly, or give the worker more GPUs"
+                        % max(1, int(memory.weights_bytes(arch) / len(gpus) / memory.GIB) + 1))
         problems.add(host.name, var + ".gpus", what, more)
         return None
     if estimate.max_context_tokens is not None and \
@@ -362,11 +369,14 @@ def _placement_room(gpus, cap):
     return sum(int(g.memory_mib / 1024 * memory.SEQUENTIAL_SHARE) * memory.GIB for g in gpus)
 
 
-def _need_at(estimate, arch, tokens):
-    if arch is None or estimate.context_tokens in (None, 0):
-        return estimate.need
-    per_token = (memory.kv_bytes_per_token(arch) + memory.ACTIVATION_BYTES * arch.hidden_size)
-    return estimate.need - per_token * (estimate.context_tokens - tokens)
+def _short_gpu(estimate, arch, tokens):
+    """The per-GPU entry with the least room left at ``tokens`` of context."""
+    rows = []
+    for gpu in estimate.per_gpu:
+        per_token = (memory.kv_bytes_per_token(arch) * gpu["layers"] / arch.layers
+                     + memory.ACTIVATION_BYTES * arch.hidden_size) if gpu["layers"] else 0
+        rows.append(dict(gpu, need=gpu["need"] - (estimate.context_tokens - tokens) * per_token))
+    return max(rows, key=lambda g: g["need"] - g["available"])
 
 
 def _model_entry(model, cfg, hosts):

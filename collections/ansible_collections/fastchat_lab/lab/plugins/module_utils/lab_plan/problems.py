@@ -10,6 +10,7 @@ planner collects every problem it finds (:class:`Problems`) and raises
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -61,6 +62,13 @@ class Problems:
     def raise_if_any(self) -> None:
         if self.items:
             raise PlanError(self.items)
+
+
+def key(name) -> str:
+    """How a mapping key joins a variable path: ".name", or "[repr]" for odd keys."""
+    if isinstance(name, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$", name):
+        return "." + name
+    return "[%s]" % show(name, 40)
 
 
 def show(value, limit: int = 60) -> str:

@@ -85,8 +85,9 @@ def _refusal(backend: str, gpus: list):
     if backend == "vllm":
         stack = STACKS["vllm"]
         if low_cc < stack.min_cc:
-            return ("vllm needs compute capability 7.0 or newer but %s has %d.%d"
-                    % (label, *low_cc),
+            old = min(gpus, key=lambda g: g.compute_capability)
+            return ("vllm needs compute capability 7.0 or newer but GPU %d (%s) has %s"
+                    % (old.index, old.name, old.cc_text),
                     "use backend: hf on this GPU (e.g. a Tesla P40 is 6.1)")
         if worst_cc > stack.max_cc:
             return ("no pinned vllm stack has kernels for compute capability %d.%d (%s)"
