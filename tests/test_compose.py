@@ -63,6 +63,12 @@ def test_head_and_workers_of_the_reference_lab():
     assert not any("api-key" in part for part in api["command"])
     assert svcs["web-ui"]["environment"]["LOGDIR"] == "/logs"
     assert "fastchat-lab-logs:/logs" in svcs["web-ui"]["volumes"]
+    # Behind the TLS proxy FastChat's own API and web UI ports are on loopback only.
+    assert api["ports"] == ["127.0.0.1:18000:8000"]
+    assert svcs["web-ui"]["ports"] == ["127.0.0.1:17860:7860"]
+    # The web UI's page, logins and leaderboard files, read-only, found by the launcher.
+    assert "/etc/fastchat-lab/web-ui:/opt/fastchat-lab/web-ui:ro" in svcs["web-ui"]["volumes"]
+    assert svcs["web-ui"]["environment"]["FASTCHAT_LAB_WEB_UI_DIR"] == "/opt/fastchat-lab/web-ui"
     assert project["volumes"] == {"fastchat-lab-logs": {"name": "fastchat-lab-logs"}}
     json.dumps(project)
 
@@ -83,15 +89,19 @@ def test_options_bind_addresses_open_api_and_local_weights():
     hosts, groups = reference_lab()
     catalogue = merge_catalogue(copy.deepcopy(CATALOGUE),
                                 {"Qwen-7B-Chat": {"local_path": "/data/Qwen-7B-Chat"}})
-    plan = plan_of(hosts, groups, catalogue=catalogue)
+    # Without TLS FastChat's own ports are the public ones, where the plan binds them.
+    plan = plan_of(hosts, groups, catalogue=catalogue, settings={
+        "tls": False, "api_bind": "127.0.0.1", "web_ui_bind": "10.1.2.3"})
     assert plan["models"]["Qwen-7B-Chat"]["host_path"] == "/data/Qwen-7B-Chat"
+    assert plan["summary"]["api_url"] == "http://192.0.2.10:8000/v1"
     project = render_compose(plan, "gpu01", {"images": IMAGES, "api_env_file": None,
-                                             "api_bind": "127.0.0.1", "web_ui_bind": "10.1.2.3"})
+                                             "web_ui_dir": None})
     svcs = project["services"]
     assert svcs["openai-api"]["ports"] == ["127.0.0.1:8000:8000"]
     assert svcs["web-ui"]["ports"] == ["10.1.2.3:7860:7860"]
     assert "env_file" not in svcs["openai-api"]
     assert "--api-key" not in svcs["openai-api"]["healthcheck"]["test"]
+    assert "FASTCHAT_LAB_WEB_UI_DIR" not in svcs["web-ui"]["environment"]
     assert "/data/Qwen-7B-Chat:/models/Qwen-7B-Chat:ro" in svcs["qwen-7b-chat-gpu1"]["volumes"]
 
 
@@ -212,3 +222,27 @@ def test_a_rehearsal_worker_runs_the_cpu_image_with_its_gpus_pinned():
     assert baichuan["deploy"]["resources"]["reservations"]["devices"] == [
         {"driver": "nvidia", "device_ids": ["2", "3"], "capabilities": ["gpu"]}]
     assert baichuan["command"][-4:-2] == ["--device", "cpu"]
+
+
+def test_the_launcher_hands_the_web_ui_its_files(tmp_path):
+    """launch.py's web_ui_args: the page by FASTCHAT_LAB_PAGE, the logins and the
+    leaderboard tab by FastChat's own flags, and nothing that is not there."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("launch", LAUNCH)
+    launch_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launch_module)
+    web_ui_args = launch_module.web_ui_args
+    assert web_ui_args(str(tmp_path)) == []
+    (tmp_path / "page.json").write_text("{}")
+    (tmp_path / "auth").write_text("alice:secret-password\n")
+    (tmp_path / "leaderboard").mkdir()
+    (tmp_path / "leaderboard" / "elo_results.pkl").write_bytes(b"")
+    assert web_ui_args(str(tmp_path)) == ["--gradio-auth-path", str(tmp_path / "auth")]
+    (tmp_path / "leaderboard" / "leaderboard_table.csv").write_text("key\n")
+    assert web_ui_args(str(tmp_path))[2:] == [
+        "--elo-results-file", str(tmp_path / "leaderboard" / "elo_results.pkl"),
+        "--leaderboard-table-file", str(tmp_path / "leaderboard" / "leaderboard_table.csv")]
+    assert os.environ.pop("FASTCHAT_LAB_PAGE") == str(tmp_path / "page.json")
+    assert "secret-password" not in " ".join(web_ui_args(str(tmp_path)))
+    os.environ.pop("FASTCHAT_LAB_PAGE", None)

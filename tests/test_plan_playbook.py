@@ -1,5 +1,6 @@
 """playbooks/plan.yml end to end through ansible-runner (no host is reached)."""
 
+import json
 import os
 import shutil
 
@@ -49,6 +50,10 @@ PLAN_THEN_PREFLIGHT = """
 - name: Check the deployment settings.
   ansible.builtin.import_playbook: playbooks/preflight.yml
 """
+
+
+# An API and a web UI opened on purpose (JSON: -e key=value would give strings).
+OPEN_LAB = "-e '{\"fastchat_deploy_open_api\": true, \"fastchat_deploy_open_web_ui\": true}'"
 
 
 def project_copy(tmp_path):
@@ -141,10 +146,38 @@ def test_api_without_keys_stops_site_yml_before_any_host_is_changed(tmp_path):
     (root / "preflight.yml").write_text(PLAN_THEN_PREFLIGHT)
     (tmp_path / "open").mkdir()
     result = run(root, "preflight.yml", inventory, tmp_path / "open",
-                 cmdline="-e fastchat_deploy_open_api=true")
+                 cmdline=OPEN_LAB)
     out = output(result)
     assert result.status == "successful", out
     assert "Check the API server's keys." in out
+
+
+def test_a_web_ui_without_logins_stops_site_yml_before_any_host_is_changed(tmp_path):
+    root = project_copy(tmp_path)
+    inventory = tmp_path / "no-login.yml"
+    inventory.write_text(NO_KEY_INVENTORY)
+    result = run(root, "site.yml", inventory, tmp_path,
+                 cmdline="-e '{\"fastchat_deploy_open_api\": true}'")
+    out = output(result)
+    assert result.status == "failed", out
+    assert "gpu01: fastchat_deploy_web_ui_users is empty, so the web UI would let anyone" in out
+    assert "gpu01: fastchat_deploy_api_keys is empty" not in out
+    assert "Install Docker Engine with Compose v2 on every lab host." not in plays_started(result)
+    assert changed_tasks(result) == []
+
+
+def test_unnamed_keys_and_odd_passwords_are_refused_without_being_shown(tmp_path):
+    root = project_copy(tmp_path)
+    inventory = tmp_path / "bad-secrets.yml"
+    inventory.write_text(NO_KEY_INVENTORY)
+    extra = json.dumps({"fastchat_deploy_api_keys": ["sk-plain-key-without-a-name"],
+                        "fastchat_deploy_web_ui_users": [{"name": "bob", "password": "a:b,c d"}]})
+    result = run(root, "site.yml", inventory, tmp_path, cmdline="-e '%s'" % extra)
+    out = output(result)
+    assert result.status == "failed", out
+    assert "gpu01: fastchat_deploy_api_keys[0]: must be a mapping with exactly name and key" in out
+    assert "gpu01: fastchat_deploy_web_ui_users[0].password: the password of bob is not" in out
+    assert "sk-plain-key-without-a-name" not in out and "a:b,c d" not in out
 
 
 def test_the_plan_alone_needs_no_api_key(tmp_path):
@@ -155,3 +188,44 @@ def test_the_plan_alone_needs_no_api_key(tmp_path):
     out = output(result)
     assert result.status == "successful", out
     assert "2,3 (Tesla P40 x2) | Baichuan-13B-Chat" in out
+
+
+def test_the_plan_as_json_has_the_documented_keys(tmp_path):
+    root = project_copy(tmp_path)
+    target = tmp_path / "plan.json"
+    result = run(root, "playbooks/plan.yml", root / "inventory" / "lab", tmp_path,
+                 cmdline="-e fastchat_lab_plan_file=%s" % target)
+    assert result.status == "successful", output(result)
+    plan = json.loads(target.read_text())
+    assert set(plan) == {"summary", "models", "hosts", "warnings"}
+    service = plan["hosts"]["gpu01"]["services"][3]
+    assert {"kind", "model", "stack", "gpus", "argv", "memory"} <= set(service)
+    assert (service["model"], service["stack"], service["gpus"]) == ("Qwen-7B-Chat", "cuda117", ["1"])
+    assert service["memory"]["max_context_tokens"] == 3728
+    assert plan["summary"]["weights_dir"] == "/srv/fastchat-lab/models"
+
+
+def test_settings_reach_the_planner_untyped_so_its_checks_fire(tmp_path):
+    """-e values are strings: "yes" must not become a boolean on the way."""
+    root = project_copy(tmp_path)
+    result = run(root, "playbooks/plan.yml", root / "inventory" / "lab", tmp_path,
+                 cmdline="-e fastchat_rehearsal=yes -e fastchat_api_port=8000x")
+    out = output(result)
+    assert result.status == "failed", out
+    assert "all: fastchat_rehearsal: must be a boolean, got 'yes'" in out
+    assert "all: fastchat_api_port: must be a port number (1-65535), got '8000x'" in out
+
+
+def test_the_preflight_entry_point_validates_its_arguments(tmp_path):
+    """tasks_from: preflight runs the entry point's argument spec (preflight.yml would not)."""
+    root = project_copy(tmp_path)
+    (root / "preflight.yml").write_text(PLAN_THEN_PREFLIGHT)
+    inventory = tmp_path / "no-key.yml"
+    inventory.write_text(NO_KEY_INVENTORY)
+    result = run(root, "preflight.yml", inventory, tmp_path, cmdline=OPEN_LAB)
+    assert result.status == "successful", output(result)
+    validations = [e["event_data"]["task"] for e in result.events
+                   if e["event"] == "runner_on_ok" and e["event_data"]["task"].startswith(
+                       "Validating arguments against arg spec")]
+    assert "Validating arguments against arg spec 'preflight' - Check the deployment settings " \
+           "before any host is changed." in validations

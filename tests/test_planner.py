@@ -73,8 +73,8 @@ def test_reference_lab_plan():
     assert [g["layers"] for g in baichuan["memory"]["gpus"]] == [21, 19]
     assert plan["summary"] == {
         "head": "gpu01", "head_address": "192.0.2.10", "controller_address": ctl,
-        "api_url": "http://192.0.2.10:8000/v1", "web_ui_url": "http://192.0.2.10:7860",
-        "models": ["Baichuan-13B-Chat", "Qwen-7B-Chat"],
+        "api_url": "https://192.0.2.10:8000/v1", "web_ui_url": "https://192.0.2.10:7860",
+        "tls": True, "models": ["Baichuan-13B-Chat", "Qwen-7B-Chat"],
         "workers": ["qwen-7b-chat-gpu1", "baichuan-13b-chat-gpu2-3"],
         "gpu_hosts": ["gpu01"], "hosts": ["gpu01"],
         "addresses": ["192.0.2.10"], "named_addresses": [], "stacks": ["cpu", "cuda117"],

@@ -8,7 +8,10 @@ run:    waits (bounded by FASTCHAT_LAB_WAIT_SECONDS, default 300) until the cont
         answers — FastChat's workers register once and exit if it is down — then runs
         the FastChat module in this process. The OpenAI API server gets its keys from
         FASTCHAT_LAB_API_KEYS (comma-separated, from a root-only env file): they are
-        added to the module's own argument list, never to a command line.
+        added to the module's own argument list, never to a command line. The web UI
+        gets what its directory FASTCHAT_LAB_WEB_UI_DIR holds (WEB_UI_FILES): the page
+        (FASTCHAT_LAB_PAGE, read by the lab's page patch), the logins file
+        (--gradio-auth-path) and the leaderboard tab's files.
 health: exit 0 when URL answers 200 (POST sends {}); with --api-key the first key of
         FASTCHAT_LAB_API_KEYS is sent as a bearer token.
 """
@@ -30,6 +33,27 @@ def request(url, method="GET", api_key=None, timeout=5.0):
         req.add_header("Authorization", "Bearer " + api_key)
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return resp.status
+
+
+# The web UI's files, in FASTCHAT_LAB_WEB_UI_DIR (fastchat_deploy writes them).
+WEB_UI_FILES = {"page": "page.json", "auth": "auth",
+                "elo": "leaderboard/elo_results.pkl",
+                "table": "leaderboard/leaderboard_table.csv"}
+
+
+def web_ui_args(directory):
+    """FastChat's web UI flags for the files in ``directory`` (and FASTCHAT_LAB_PAGE)."""
+    args = []
+    if not directory:
+        return args
+    path = {key: os.path.join(directory, name) for key, name in WEB_UI_FILES.items()}
+    if os.path.isfile(path["page"]):
+        os.environ["FASTCHAT_LAB_PAGE"] = path["page"]
+    if os.path.isfile(path["auth"]):
+        args += ["--gradio-auth-path", path["auth"]]
+    if os.path.isfile(path["elo"]) and os.path.isfile(path["table"]):
+        args += ["--elo-results-file", path["elo"], "--leaderboard-table-file", path["table"]]
+    return args
 
 
 def api_keys():
@@ -68,6 +92,8 @@ def run(args):
         keys = api_keys()
         if keys:
             module_args = module_args + ["--api-keys", ",".join(keys)]
+    if module == "fastchat.serve.gradio_web_server_multi":
+        module_args = module_args + web_ui_args(os.environ.get("FASTCHAT_LAB_WEB_UI_DIR"))
     sys.argv = [module] + module_args
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 

@@ -30,6 +30,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 STATE = "/run/fastchat-lab/transfer"
 OWNED_MARKER = ".fastchat-lab-owned"
@@ -100,6 +101,13 @@ def serve(name, root, port, allow, exclude):
     os.chmod(config + ".tmp", 0o600)
     os.replace(config + ".tmp", config)
     subprocess.run(["rsync", "--daemon", "--config=" + config], check=True)
+    # rsync forks into the background and writes its pid file then: wait for it, so that
+    # the next call sees a running daemon.
+    deadline = time.monotonic() + 10
+    while not _running(name):
+        if time.monotonic() > deadline:
+            raise TransferError("the rsync daemon for %s did not start" % name)
+        time.sleep(0.1)
     return {"changed": True, "state": "started"}
 
 
@@ -108,6 +116,13 @@ def stop(name):
     pid = _running(name)
     if pid:
         os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                break
+            time.sleep(0.1)
     changed = pid is not None
     for path in (_pid_file(name), os.path.join(STATE, name + ".conf")):
         if os.path.exists(path):

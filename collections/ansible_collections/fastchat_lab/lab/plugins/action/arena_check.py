@@ -23,6 +23,9 @@ ARGUMENT_SPEC = {
     "tab": {"type": "str", "default": "Arena (side-by-side)"},
     "timeout": {"type": "int", "default": 60},
     "browser": {"type": "str"},
+    "login_user": {"type": "str"},
+    "login_password": {"type": "str", "no_log": True},
+    "ca_file": {"type": "path"},
 }
 
 
@@ -46,8 +49,10 @@ class ActionModule(ActionBase):
             png = args["dest"] or os.path.join(scratch, "arena.png")
             if args["dest"]:
                 os.makedirs(os.path.dirname(os.path.abspath(png)), exist_ok=True)
+            login = (args["login_user"], args["login_password"]) if args["login_user"] else None
             status, report = check_arena(args["url"], png, None, args["expect"], args["tab"],
-                                         args["timeout"], browser)
+                                         args["timeout"], browser, login=login,
+                                         ca_file=args["ca_file"])
         result.update(status=status, models=report["models"], missing=report["missing"],
                       error=report["error"], screenshot=args["dest"] or "")
         result["msg"] = {

@@ -12,15 +12,24 @@ that. So :func:`check_arena` drives Chromium through the DevTools protocol over
 ``--remote-debugging-pipe`` (NUL-terminated JSON on file descriptors 3 and 4): open the
 page, switch to the tab, open its first model list, and poll until every expected model
 is listed (or the deadline passes); then take the screenshot and save the rendered DOM.
+
+Behind the lab's TLS proxy the page's certificate is first verified against the lab's CA
+with Python's ssl (:func:`pin_for`), and Chromium is told to accept exactly that key
+(``--ignore-certificate-errors-spki-list``). With a login, the page's own ``/login`` is
+posted from inside the page (the password never reaches a command line), then the page
+is opened again.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import select
 import shutil
+import socket
+import ssl
 import subprocess
 import time
 import urllib.parse
@@ -100,7 +109,27 @@ class DevTools:
         return result.get("result", {}).get("value")
 
 
-def start_browser(browser, url):
+LOGIN_JS = """fetch(%s, {method: 'POST', credentials: 'include',
+  body: new URLSearchParams({username: %s, password: %s})}).then(r => r.status)"""
+
+
+def pin_for(url, ca_file, timeout=15):
+    """The base64 SHA-256 of the public key of ``url``'s certificate, after verifying it
+    (chain and host name) against ``ca_file``; raises ssl.SSLError when it does not."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    parts = urllib.parse.urlsplit(url)
+    context = ssl.create_default_context(cafile=ca_file)
+    with socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout) as raw:
+        with context.wrap_socket(raw, server_hostname=parts.hostname) as tls:
+            der = tls.getpeercert(binary_form=True)
+    spki = x509.load_der_x509_certificate(der).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def start_browser(browser, url, pin=None):
     to_browser_r, to_browser_w = os.pipe()
     from_browser_r, from_browser_w = os.pipe()
 
@@ -113,8 +142,9 @@ def start_browser(browser, url):
     # fonts fail at once instead of waiting on a resolver (lab hosts are often offline).
     host = urllib.parse.urlsplit(url).hostname
     rules = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE %s, EXCLUDE localhost" % host
+    extra = ["--ignore-certificate-errors-spki-list=%s" % pin] if pin else []
     proc = subprocess.Popen(  # noqa: S603 - a fixed argv
-        [browser, *FLAGS, rules, "about:blank"], preexec_fn=child_fds, pass_fds=(3, 4),
+        [browser, *FLAGS, *extra, rules, "about:blank"], preexec_fn=child_fds, pass_fds=(3, 4),
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
     os.close(to_browser_r)
@@ -135,16 +165,27 @@ def find_browser():
 
 
 def check_arena(url, png=None, html=None, expect=(), tab="Arena (side-by-side)", timeout=60,
-                browser="chromium"):
+                browser="chromium", login=None, ca_file=None):
     """Open ``url`` and wait until its first model list (in ``tab``) offers ``expect``.
 
+    ``login``: (user, password) for a web UI behind a login; ``ca_file``: the lab CA that
+    an https ``url``'s certificate must verify against.
     Returns ``(status, report)``: status ``offered`` (every expected model listed),
     ``missing`` (some were not by the deadline) or ``failed`` (the browser or the page
-    failed: report["error"]); report = {"models": [...], "missing": [...], "error": str}.
+    failed, the certificate did not verify, the login was refused: report["error"]);
+    report = {"models": [...], "missing": [...], "error": str}.
     The screenshot goes to ``png`` and the rendered DOM to ``html`` when given.
     """
     deadline = time.monotonic() + timeout
-    proc, read_fd, write_fd = start_browser(browser, url)
+    pin = None
+    if url.startswith("https://"):
+        try:
+            pin = pin_for(url, ca_file)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            return "failed", {"models": [], "missing": list(expect),
+                              "error": "the certificate of %s does not verify against %s: %s"
+                              % (url, ca_file or "the system's CAs", exc)}
+    proc, read_fd, write_fd = start_browser(browser, url, pin)
     tools = DevTools(read_fd, write_fd, deadline + 10)
     status, state, error = "failed", {}, ""
     try:
@@ -155,6 +196,17 @@ def check_arena(url, png=None, html=None, expect=(), tab="Arena (side-by-side)",
         nav_error = tools.call("Page.navigate", session, url=url).get("errorText")
         if nav_error:
             raise RuntimeError("cannot load %s: %s" % (url, nav_error))
+        if login:
+            time.sleep(1)
+            answer = tools.call("Runtime.evaluate", session, awaitPromise=True,
+                                returnByValue=True, expression=LOGIN_JS % (
+                                    json.dumps(urllib.parse.urljoin(url, "login")),
+                                    json.dumps(login[0]), json.dumps(login[1])))
+            code = answer.get("result", {}).get("value")
+            if code != 200:
+                raise RuntimeError("the web UI refused the login of %s (HTTP %s)"
+                                   % (login[0], code))
+            tools.call("Page.navigate", session, url=url)
         status = "missing"
         while time.monotonic() < deadline:
             state = json.loads(tools.evaluate(session, POLL_JS % json.dumps(tab)) or "{}")

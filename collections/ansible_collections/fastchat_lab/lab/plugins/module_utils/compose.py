@@ -20,6 +20,9 @@ role, mounted read-only at ``LAUNCHER``), which
 from __future__ import annotations
 
 LAUNCHER = "/opt/fastchat-lab/launch.py"
+# The web UI's own files (page.json, the login file, the leaderboard tab's files), mounted
+# read-only; the launcher hands FastChat what is there (launch.py WEB_UI_FILES).
+WEB_UI_DIR = "/opt/fastchat-lab/web-ui"
 
 DEFAULT_OPTIONS = {
     "project": "fastchat-lab",
@@ -29,8 +32,8 @@ DEFAULT_OPTIONS = {
     "launcher": "/etc/fastchat-lab/launch.py",
     # Env file with FASTCHAT_LAB_API_KEYS for the API server; None: an open API.
     "api_env_file": "/etc/fastchat-lab/api.env",
-    "api_bind": "0.0.0.0",
-    "web_ui_bind": "0.0.0.0",
+    # Host directory with the web UI's files (page, login, leaderboard); None: none.
+    "web_ui_dir": "/etc/fastchat-lab/web-ui",
     # Named volume for the web UI's conversation and vote logs (survives redeploys).
     "logs_volume": "fastchat-lab-logs",
     # Seconds a worker may take to load its model before health checks count.
@@ -48,6 +51,14 @@ def _health(url, method="GET", start_period=30, api_key=False):
     if api_key:
         test.append("--api-key")
     return dict(HEALTH, test=test, start_period="%ds" % start_period)
+
+
+def _published(svc):
+    """Where a head service's port is published: with the TLS proxy in front, FastChat's
+    own port on the host's loopback only (the proxy has the public port)."""
+    if svc.get("backend_port"):
+        return "127.0.0.1:%d:%d" % (svc["backend_port"], svc["port"])
+    return "%s:%d:%d" % (svc.get("bind", "0.0.0.0"), svc["port"], svc["port"])
 
 
 def render_compose(plan, host, options=None):
@@ -89,24 +100,26 @@ def render_compose(plan, host, options=None):
             out["ports"] = ["0.0.0.0:%d:%d" % (port, port)]
             out["healthcheck"] = _health("http://127.0.0.1:%d/test_connection" % port)
         elif svc["kind"] == "openai_api":
-            bind = opts["api_bind"]
-            out["ports"] = ["%s:%d:%d" % (bind, port, port)]
+            out["ports"] = [_published(svc)]
             command += ["--wait-for", controller_url]
             if opts["api_env_file"]:
                 out["env_file"] = [opts["api_env_file"]]
             out["healthcheck"] = _health("http://127.0.0.1:%d/v1/models" % port,
                                          api_key=bool(opts["api_env_file"]))
         elif svc["kind"] == "web_ui":
-            bind = opts["web_ui_bind"]
-            out["ports"] = ["%s:%d:%d" % (bind, port, port)]
+            out["ports"] = [_published(svc)]
             command += ["--wait-for", controller_url]
             # FastChat writes conversation and vote logs under LOGDIR.
             out["environment"]["LOGDIR"] = "/logs"
             # No calls home from Gradio: lab hosts are often offline.
             out["environment"]["GRADIO_ANALYTICS_ENABLED"] = "False"
             out["volumes"].append("%s:/logs" % opts["logs_volume"])
+            if opts["web_ui_dir"]:
+                out["volumes"].append("%s:%s:ro" % (opts["web_ui_dir"], WEB_UI_DIR))
+                out["environment"]["FASTCHAT_LAB_WEB_UI_DIR"] = WEB_UI_DIR
             out["healthcheck"] = _health("http://127.0.0.1:%d/" % port, start_period=60)
         else:
+            out["labels"]["fastchat-lab.model"] = svc["model"]
             out["ports"] = ["0.0.0.0:%d:%d" % (port, port)]  # IPv4 only, as the controller
             command += ["--wait-for", controller_url]
             # The plan's host_path: fastchat_weights_dir/<model> or the catalogue's local_path.

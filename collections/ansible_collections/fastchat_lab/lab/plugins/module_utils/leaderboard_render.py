@@ -378,14 +378,18 @@ def _plot_heatmap(figure: Any, axes: Any, order: list[str],
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
 
 
-def write_leaderboard(result: Mapping[str, Any], out_dir: str) -> dict[str, str]:
-    """Write FILES into ``out_dir`` (made if missing); returns {file name: path}."""
+def write_leaderboard(result: Mapping[str, Any], out_dir: str,
+                      png: bool = True) -> dict[str, str]:
+    """Write FILES into ``out_dir`` (made if missing; the PNG only with ``png``);
+    returns {file name: path}."""
     os.makedirs(out_dir, exist_ok=True)
-    paths = {name: os.path.join(out_dir, name) for name in FILES}
+    paths = {name: os.path.join(out_dir, name) for name in FILES
+             if png or name != "leaderboard.png"}
     for name, text in (("leaderboard.json", render_json(result)),
                        ("leaderboard.csv", render_csv(result)),
                        ("leaderboard.html", render_html(result))):
         with open(paths[name], "w", encoding="utf-8") as handle:
             handle.write(text)
-    render_png(result, paths["leaderboard.png"])
+    if png:
+        render_png(result, paths["leaderboard.png"])
     return paths

@@ -40,6 +40,15 @@ options:
   browser:
     description: Browser to run; default the first of chromium, chromium-browser, google-chrome on PATH.
     type: str
+  login_user:
+    description: A web UI login to sign in with first (fastchat_deploy_web_ui_users).
+    type: str
+  login_password:
+    description: Its password (posted from inside the page, never on a command line).
+    type: str
+  ca_file:
+    description: The lab CA (on the control node) that an https page's certificate must verify against.
+    type: path
 attributes:
   check_mode:
     support: full

@@ -31,7 +31,8 @@ options:
     description:
       - The lab-wide settings, each exactly as the inventory gives it (the planner types
         and checks them; the lab_plan role's defaults own the values)
-      - C(controller_port), C(worker_base_port), C(api_port), C(web_ui_port),
+      - C(controller_port), C(worker_base_port), C(api_port), C(web_ui_port), C(api_bind),
+        C(web_ui_bind), C(tls), C(api_backend_port), C(web_ui_backend_port),
         C(dispatch_method), C(models_dir), C(weights_dir), C(rehearsal).
     type: dict
     required: true
@@ -52,6 +53,11 @@ EXAMPLES = r"""
       worker_base_port: "{{ fastchat_worker_base_port }}"
       api_port: "{{ fastchat_api_port }}"
       web_ui_port: "{{ fastchat_web_ui_port }}"
+      api_bind: "{{ fastchat_api_bind }}"
+      web_ui_bind: "{{ fastchat_web_ui_bind }}"
+      tls: "{{ fastchat_tls }}"
+      api_backend_port: "{{ fastchat_api_backend_port }}"
+      web_ui_backend_port: "{{ fastchat_web_ui_backend_port }}"
       dispatch_method: "{{ fastchat_dispatch_method }}"
       models_dir: "{{ fastchat_models_dir }}"
       weights_dir: "{{ fastchat_weights_dir }}"

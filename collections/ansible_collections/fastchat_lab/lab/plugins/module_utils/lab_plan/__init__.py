@@ -45,7 +45,8 @@ Output (JSON-serialisable; ``playbooks/plan.yml -e fastchat_lab_plan_file=PATH``
       "summary": {
         "head": "gpu01", "head_address": "192.0.2.10",
         "controller_address": "http://192.0.2.10:21001",
-        "api_url": "http://192.0.2.10:8000/v1", "web_ui_url": "http://192.0.2.10:7860",
+        "api_url": "https://192.0.2.10:8000/v1", "web_ui_url": "https://192.0.2.10:7860",
+        "tls": true,                       # the head's TLS proxy serves the API and web UI
         "models": ["Baichuan-13B-Chat", "Qwen-7B-Chat"],        # served model names
         "workers": ["qwen-7b-chat-gpu1", ...], "gpu_hosts": ["gpu01"],
         "hosts": ["gpu01"],                                     # every host in the plan
@@ -88,7 +89,10 @@ Output (JSON-serialisable; ``playbooks/plan.yml -e fastchat_lab_plan_file=PATH``
                         "model_context_tokens": 8192,
                         "gpus": [{"index", "need_gb", "available_gb", "layers"}],
                         "basis": "architecture" | "catalogue"} | null,
-             "rehearsal": false},          # true: GPUs pinned, FastChat on CPU
+             "rehearsal": false,           # true: GPUs pinned, FastChat on CPU
+             "bind": "0.0.0.0",            # where its port listens (the proxy's, with TLS)
+             "backend_port": null},        # with TLS (API, web UI): FastChat's own port,
+                                           # published on the head's 127.0.0.1 only
           ],
         },
       },

@@ -216,6 +216,13 @@ def address_problem(address) -> str | None:
     return None
 
 
+def is_ipv4(text) -> bool:
+    try:
+        return isinstance(text, str) and ipaddress.ip_address(text).version == 4
+    except ValueError:
+        return False
+
+
 def is_ip(text) -> bool:
     try:
         ipaddress.ip_address(str(text))

@@ -29,7 +29,8 @@ BOOL_FIX = "write true or false without quotes"
 # Settings also come from the command line, where -e key=value is always a string.
 SETTING_BOOL_FIX = ("write true or false without quotes (on the command line: "
                     "-e '{\"%s\": true}')")
-PORT_SETTINGS = ("controller_port", "worker_base_port", "api_port", "web_ui_port")
+PORT_SETTINGS = ("controller_port", "worker_base_port", "api_port", "web_ui_port",
+                 "api_backend_port", "web_ui_backend_port")
 
 
 # ---------------------------------------------------------------------------
@@ -54,9 +55,15 @@ def read_settings(raw, problems) -> Settings | None:
     if raw["dispatch_method"] not in DISPATCH_METHODS:
         problems.add("all", "fastchat_dispatch_method", "%s is not known" % show(
             raw["dispatch_method"]), "use one of %s" % ", ".join(DISPATCH_METHODS))
-    if not isinstance(raw["rehearsal"], bool):
-        problems.add("all", "fastchat_rehearsal", "must be a boolean, got %s"
-                     % show(raw["rehearsal"]), SETTING_BOOL_FIX % "fastchat_rehearsal")
+    for key in ("rehearsal", "tls"):
+        if not isinstance(raw[key], bool):
+            problems.add("all", "fastchat_" + key, "must be a boolean, got %s"
+                         % show(raw[key]), SETTING_BOOL_FIX % ("fastchat_" + key))
+    for key in ("api_bind", "web_ui_bind"):
+        if not grammar.is_ipv4(raw[key]):
+            problems.add("all", "fastchat_" + key, "%s is not an IPv4 address" % show(raw[key]),
+                         "use 0.0.0.0 (every interface), 127.0.0.1 (this host only) or one "
+                         "of the head's IPv4 addresses")
     bad = grammar.container_dir_problem(raw["models_dir"])
     if bad:
         problems.add("all", "fastchat_models_dir", bad, "use a directory of its own in the "
@@ -69,12 +76,14 @@ def read_settings(raw, problems) -> Settings | None:
     if len(problems) > before:
         return None
     ports = {}
-    for key in ("controller_port", "api_port", "web_ui_port"):
+    head_ports = ("controller_port", "api_port", "web_ui_port") + (
+        ("api_backend_port", "web_ui_backend_port") if raw["tls"] else ())
+    for key in head_ports:
         if raw[key] in ports:
             problems.add("all", "fastchat_" + key, "port %d is also fastchat_%s: the head's "
                          "services need a port each" % (raw[key], ports[raw[key]]),
-                         "give each of fastchat_controller_port, fastchat_api_port and "
-                         "fastchat_web_ui_port its own port")
+                         "give each of %s its own port" % ", ".join(
+                             "fastchat_" + k for k in head_ports))
         ports.setdefault(raw[key], key)
     return Settings(**{k: raw[k] for k in SETTING_KEYS})
 

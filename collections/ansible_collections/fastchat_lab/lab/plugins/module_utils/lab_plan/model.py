@@ -23,6 +23,7 @@ HEAD_SERVICES = {"controller": "controller", "openai_api": "openai-api", "web_ui
 RESERVED_NAMES = frozenset(HEAD_SERVICES.values()) | {"proxy", "tls-proxy", "leaderboard"}
 # The settings the planner needs; roles/lab_plan/defaults/main.yml owns their values.
 SETTING_KEYS = ("controller_port", "worker_base_port", "api_port", "web_ui_port",
+                "api_bind", "web_ui_bind", "tls", "api_backend_port", "web_ui_backend_port",
                 "dispatch_method", "models_dir", "weights_dir", "rehearsal")
 
 
@@ -32,6 +33,11 @@ class Settings:
     worker_base_port: int
     api_port: int
     web_ui_port: int
+    api_bind: str          # where the API port listens (the TLS proxy's, or FastChat's)
+    web_ui_bind: str
+    tls: bool              # a TLS proxy on the head serves api_port and web_ui_port
+    api_backend_port: int  # with tls: FastChat's own API port, on the head's loopback
+    web_ui_backend_port: int
     dispatch_method: str
     models_dir: str        # weights directory inside the containers
     weights_dir: str       # weights directory on the hosts (<dir>/<model name>)

@@ -72,6 +72,8 @@ def build_plan(hosts, groups, catalogue, settings, templates=None):
     for name, (host, hvars) in lab.items():
         services = _head_services(cfg, controller, host.address) if host.is_head else []
         used_ports = {s["port"]: s["name"] for s in services}
+        used_ports.update({s["backend_port"]: s["name"] + " (on loopback, behind the TLS proxy)"
+                           for s in services if s["backend_port"]})
         if host.is_gpu_host:
             services += _host_workers(host, hvars, models, model_names, templates, cfg,
                                       controller, used_ports, worker_names, problems)
@@ -98,8 +100,9 @@ def build_plan(hosts, groups, catalogue, settings, templates=None):
     return {
         "summary": {
             "head": head, "head_address": head_address, "controller_address": controller,
-            "api_url": _url(head_address, cfg.api_port) + "/v1",
-            "web_ui_url": _url(head_address, cfg.web_ui_port),
+            "api_url": _url(head_address, cfg.api_port, cfg.tls) + "/v1",
+            "web_ui_url": _url(head_address, cfg.web_ui_port, cfg.tls),
+            "tls": cfg.tls,
             "models": sorted(plan_models),
             "workers": list(worker_names),
             "gpu_hosts": gpu_hosts,
@@ -125,8 +128,8 @@ def _group(groups, name):
     return list(dict.fromkeys(str(m) for m in members))
 
 
-def _url(address, port):
-    return "http://%s:%d" % (address, port)
+def _url(address, port, tls=False):
+    return "%s://%s:%d" % ("https" if tls else "http", address, port)
 
 
 def _check_addresses(lab, problems):
@@ -143,11 +146,15 @@ def _check_addresses(lab, problems):
         seen.setdefault(host.address, name)
 
 
-def _service(name, kind, port, argv, url, controller, stack="cpu"):
+def _service(name, kind, port, argv, url, controller, stack="cpu", bind="0.0.0.0",
+             backend_port=None):
     return {
         "name": name, "kind": kind, "port": port, "stack": stack, "gpus": [], "argv": argv,
         "url": url, "controller_address": controller, "model": None, "model_path": None,
         "backend": None, "device": None, "num_gpus": 0, "memory": None, "rehearsal": False,
+        # Where its port listens; with TLS the proxy listens there and FastChat itself on
+        # 127.0.0.1:backend_port only.
+        "bind": bind, "backend_port": backend_port,
     }
 
 
@@ -158,10 +165,12 @@ def _head_services(cfg, controller, address):
                  controller, controller),
         _service(HEAD_SERVICES["openai_api"], "openai_api", cfg.api_port,
                  commands.openai_api(cfg.api_port, controller),
-                 _url(address, cfg.api_port), controller),
+                 _url(address, cfg.api_port, cfg.tls), controller, bind=cfg.api_bind,
+                 backend_port=cfg.api_backend_port if cfg.tls else None),
         _service(HEAD_SERVICES["web_ui"], "web_ui", cfg.web_ui_port,
                  commands.web_ui(cfg.web_ui_port, controller),
-                 _url(address, cfg.web_ui_port), controller),
+                 _url(address, cfg.web_ui_port, cfg.tls), controller, bind=cfg.web_ui_bind,
+                 backend_port=cfg.web_ui_backend_port if cfg.tls else None),
     ]
 
 
@@ -282,6 +291,7 @@ def _worker_service(host, worker, name, port, cfg, controller, problems):
         "controller_address": controller, "model": model.name, "model_path": model_path,
         "backend": worker.backend, "device": run_device, "num_gpus": len(worker.gpus),
         "memory": estimate.as_dict(), "rehearsal": rehearsed,
+        "bind": "0.0.0.0", "backend_port": None,
     }
 
 
@@ -348,15 +358,21 @@ def _memory(host, worker, gpus, problems):
                     "GPU memory: the plan starts it with --max-model-len {}").format(
                         model.name, where, fits, full, fits)
         else:
+            tight = max(estimate.per_gpu, key=lambda g: g["need"] - g["available"])
             what = ("{} on {} of {} holds about {:,} of its {:,} context tokens: a longer "
-                    "conversation runs out of GPU memory (it needs {:.1f} GB at {:,} tokens, "
-                    "the GPUs have {:.1f} GB)").format(
-                        model.name, where, host.name, fits, full, estimate.need / GB, full,
-                        estimate.available / GB)
-        fix = ("to serve all {:,} tokens, give the worker more GPUs or a GPU with more "
-               "memory{}").format(full, ", or set load_8bit: true (8-bit weights)"
-                                  if worker.backend == "hf" and not worker.load_8bit
-                                  and len(gpus) == 1 else "")
+                    "conversation runs out of GPU memory (at {:,} tokens GPU {} needs {:.1f} GB "
+                    "and has {:.1f} GB)").format(
+                        model.name, where, host.name, fits, full, full, tight["index"],
+                        tight["need"] / GB, tight["available"] / GB)
+        if worker.backend == "hf" and len(gpus) > 1 and worker.cap_bytes is None:
+            fix = ("set max_gpu_memory (e.g. \"{}GiB\") so that accelerate spreads the weights "
+                   "over the GPUs instead of filling the first; or give the worker more GPUs"
+                   ).format(max(1, int(memory.weights_bytes(arch) / len(gpus) / memory.GIB) + 2))
+        else:
+            fix = ("to serve all {:,} tokens, give the worker more GPUs or a GPU with more "
+                   "memory{}").format(full, ", or set load_8bit: true (8-bit weights)"
+                                      if worker.backend == "hf" and not worker.load_8bit
+                                      and len(gpus) == 1 else "")
         problems.warn(host.name, var + ".gpus", what, fix)
     return estimate
 

@@ -129,3 +129,46 @@ def library_problem(model, stack: Stack):
            if able else "widen or correct fastchat_models_extra['%s'].requires" % model.name)
     return ("%s needs transformers %s, but the %s stack has transformers %s"
             % (model.name, spec, stack.name, stack.transformers), fix)
+
+
+GENERATIONS = [((3, 7), "Kepler"), ((5, 0), "Maxwell"), ((6, 0), "Pascal"), ((7, 0), "Volta"),
+               ((7, 5), "Turing"), ((8, 0), "Ampere"), ((8, 9), "Ada"), ((9, 0), "Hopper")]
+
+
+def _generation(cc):
+    return [name for first, name in GENERATIONS if first <= cc][-1]
+
+
+def compatibility_rows(catalogue):
+    """Model x stack x GPU generation x driver: the README's compatibility table.
+
+    ``catalogue``: {model: entry} as in group_vars/all.yml. One row per model and stack:
+    whether the stack's transformers loads the model's code, and on which GPUs and
+    drivers the stack runs.
+    """
+    rows = []
+    for model in sorted(catalogue):
+        spec = (catalogue[model].get("requires") or {}).get("transformers")
+        for stack in STACKS.values():
+            if stack.device == "cpu":
+                gpus = "CPU (head services, device: cpu, rehearsal labs)"
+            else:
+                gpus = "compute capability %d.%d-%d.%d (%s ... %s), driver >= %d" % (
+                    *stack.min_cc, *stack.max_cc, _generation(stack.min_cc),
+                    _generation(stack.max_cc), stack.min_driver)
+            rows.append({"model": model, "stack": stack.name, "backend": stack.backend,
+                         "torch": stack.torch, "transformers": stack.transformers,
+                         "loads": bool(spec is None or version_in(stack.transformers, spec)),
+                         "gpus": gpus})
+    return rows
+
+
+def compatibility_markdown(catalogue):
+    """The compatibility table as README.md prints it (tests/test_readme.py compares)."""
+    lines = ["| model | stack | backend | torch | transformers | loads the model | GPUs and driver |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in compatibility_rows(catalogue):
+        lines.append("| %s | `%s` | %s | %s | %s | %s | %s |" % (
+            row["model"], row["stack"], row["backend"], row["torch"], row["transformers"],
+            "yes" if row["loads"] else "**no** (refused)", row["gpus"]))
+    return "\n".join(lines)

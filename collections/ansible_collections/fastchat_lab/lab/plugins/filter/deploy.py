@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# Copyright: fastchat-lab contributors
+# Apache License 2.0
+"""Filters of the fastchat_deploy role: its settings' checks and the files it renders."""
+
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.deploy_settings import (
+    api_keys_env,
+    deploy_problems,
+    web_ui_auth_file,
+)
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_page import render_page
+
+DOCUMENTATION = r"""
+name: deploy_problems
+short_description: Every problem of fastchat_deploy's settings (module_utils/deploy_settings.py).
+description:
+  - Also provides C(api_keys_env), C(web_ui_auth_file) (the root-only files) and
+    C(lab_page) (the web UI's page file, module_utils/lab_page.py render_page).
+positional: _input
+options:
+  _input:
+    description: A mapping of where, api_keys, open_api, has_api, users, open_web_ui,
+      has_web_ui, page, lab_name, models.
+    type: dict
+    required: true
+"""
+
+
+def _problems(args):
+    return deploy_problems(**args)
+
+
+def _page(page, models, lab_name):
+    return render_page(page, list(models), lab_name)
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "deploy_problems": _problems,
+            "api_keys_env": api_keys_env,
+            "web_ui_auth_file": web_ui_auth_file,
+            "lab_page": _page,
+        }
