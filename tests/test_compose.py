@@ -58,7 +58,10 @@ def test_head_and_workers_of_the_reference_lab():
         assert svcs[name]["command"][3:5] == ["--wait-for", "http://192.0.2.10:21001"]
     assert "depends_on" not in svcs["controller"]
     api = svcs["openai-api"]
-    assert api["env_file"] == ["/etc/fastchat-lab/api.env"]
+    # The keys' file, read-only; the environment holds its path only.
+    assert "env_file" not in api
+    assert "/etc/fastchat-lab/secrets/api-keys:/opt/fastchat-lab/secrets/api-keys:ro" in api["volumes"]
+    assert api["environment"]["FASTCHAT_LAB_API_KEYS_FILE"] == "/opt/fastchat-lab/secrets/api-keys"
     assert "--api-key" in api["healthcheck"]["test"]
     assert not any("api-key" in part for part in api["command"])
     assert svcs["web-ui"]["environment"]["LOGDIR"] == "/logs"
@@ -94,7 +97,7 @@ def test_options_bind_addresses_open_api_and_local_weights():
         "tls": False, "api_bind": "127.0.0.1", "web_ui_bind": "10.1.2.3"})
     assert plan["models"]["Qwen-7B-Chat"]["host_path"] == "/data/Qwen-7B-Chat"
     assert plan["summary"]["api_url"] == "http://192.0.2.10:8000/v1"
-    project = render_compose(plan, "gpu01", {"images": IMAGES, "api_env_file": None,
+    project = render_compose(plan, "gpu01", {"images": IMAGES, "api_keys_file": None,
                                              "web_ui_dir": None})
     svcs = project["services"]
     assert svcs["openai-api"]["ports"] == ["127.0.0.1:8000:8000"]
@@ -141,8 +144,10 @@ def test_launcher_gives_the_api_server_its_keys_off_the_command_line(tmp_path):
     (pkg / "__init__.py").write_text("")
     (pkg / "openai_api_server.py").write_text(FAKE_API)
     out = tmp_path / "out.json"
+    keys = tmp_path / "api-keys"
+    keys.write_text("sk-one\n sk-two \n\n")
     env = dict(os.environ, PYTHONPATH=str(tmp_path), OUT=str(out),
-               FASTCHAT_LAB_API_KEYS="sk-one, sk-two")
+               FASTCHAT_LAB_API_KEYS_FILE=str(keys))
     subprocess.run([sys.executable, LAUNCH, "run", "--", "python3", "-m",
                     "fastchat.serve.openai_api_server", "--port", "8000"],
                    env=env, check=True, timeout=30)
@@ -180,11 +185,13 @@ def launch(*args, **env):
                           capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_launcher_health_check(server):
+def test_launcher_health_check(server, tmp_path):
     _Handler.seen.clear()
+    keys = tmp_path / "api-keys"
+    keys.write_text("sk-one\nsk-two\n")
     assert launch("health", server + "/worker_get_status", "POST").returncode == 0
     assert launch("health", server + "/v1/models", "GET", "--api-key",
-                  FASTCHAT_LAB_API_KEYS="sk-one,sk-two").returncode == 0
+                  FASTCHAT_LAB_API_KEYS_FILE=str(keys)).returncode == 0
     assert launch("health", server + "/broken").returncode == 1
     assert _Handler.seen[:2] == [("POST", "/worker_get_status", None),
                                  ("GET", "/v1/models", "Bearer sk-one")]

@@ -2,15 +2,21 @@
 every model through the API), in the order a lab admin lives it:
 
 1. every planned service runs healthy; each worker holds exactly its planned GPUs
-   (/proc/1/environ); the API key stays out of command lines and the process list;
-2. the controller and worker ports refuse this machine (not a lab host), the API and
-   web UI answer it;
+   (/proc/1/environ); the API key and the web UI's password stay out of docker inspect,
+   the process list and the compose file;
+2. the controller and worker ports refuse this machine (not a lab host); the API and the
+   web UI answer it over HTTPS (the lab CA's certificate), plain HTTP reaches nothing of
+   FastChat, and FastChat's own API and web UI ports are on the head's loopback only;
 3. playbooks/verify.yml fails, naming the model, its host and the fix, when a worker
    does not answer;
 4. a GPU host joins (inventory/joining.yml) by re-running site.yml: its worker registers
    and answers, and no container on the other hosts was recreated or restarted;
-5. a headless Chromium screenshot of the arena (saved under test-output/lab/) whose
-   page offers every model.
+5. in a real browser (Debian's chromium): without a login the page shows no model and no
+   arena; with one, the arena offers every model (screenshot under test-output/lab/) and
+   none of the public arena's texts;
+6. anonymous battles voted in the browser, then playbooks/leaderboard.yml: the votes are
+   backed up, counted (the real vote lines of FastChat's web UI) and shown in the arena's
+   Leaderboard tab, and only the web UI restarted.
 The tests run in this order (pytest keeps a module's order) and share the lab.
 """
 
@@ -19,16 +25,25 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
 
 testinfra_hosts = ["fcl-lab-head", "fcl-lab-gpu1"]
-API_KEY = "fcl-lab-key-2718"
+API_KEY = "fcl-lab-key-27182818"
+LOGIN = ("tester", "fcl-lab-pass-31415")
+SECRETS = (API_KEY, LOGIN[1])
+CA = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"),
+                  "fastchat-lab-ca", "ca.crt")
+PUBLIC_ARENA = ("200K+", "lmsys", "LMSYS", "Bard is offered", "CC-BY", "discord", "Discord",
+                "arxiv", "Elo-based LLM leaderboard")
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY",
                          os.path.dirname(os.path.dirname(os.path.dirname(
                              os.path.dirname(os.path.abspath(__file__))))))
 OUTPUT = os.path.join(PROJECT, "test-output", "lab")
+# The project's collection: the browser check and its key pinning (module_utils/arena.py).
+sys.path.insert(0, os.path.join(PROJECT, "collections"))
 # Planned workers and their GPUs (molecule.yml, inventory/joining.yml): NVIDIA_VISIBLE_DEVICES.
 WORKERS = {
     "fcl-lab-head": {"tiny-chat-cpu": None},
@@ -130,27 +145,32 @@ def test_the_nvidia_stack_is_on_the_gpu_host_only(host):
         assert "Tesla P40" in host.check_output("nvidia-smi -L")
 
 
-@pytest.mark.parametrize("field", ["Path", "Args"])
-def test_the_api_key_is_not_in_any_command_line_docker_shows(host, field):
+def test_no_key_or_password_in_docker_inspect(host):
     for name, c in containers(host.backend.get_hostname()).items():
-        assert API_KEY not in json.dumps(c[field]), (name, field)
-        assert API_KEY not in json.dumps(c["Config"]["Cmd"]), name
-        assert API_KEY not in json.dumps(c["Config"].get("Healthcheck")), name
+        seen = json.dumps(c)  # Path, Args, Config.Cmd, Config.Env, Healthcheck, mounts ...
+        for secret in SECRETS:
+            assert secret not in seen, (name, secret)
 
 
-def test_the_api_key_is_not_in_the_process_list(host):
+def test_no_key_or_password_in_the_process_list_or_the_compose_file(host):
     out = host.check_output("ps -eo args")
     if host.backend.get_hostname() == "fcl-lab-head":
         assert "fastchat.serve.openai_api_server" in out
-    assert API_KEY not in out
+        assert "--gradio-auth-path" not in out  # the launcher adds it in the process
+    compose = host.file("/etc/fastchat-lab/compose.yaml").content_string
+    for secret in SECRETS:
+        assert secret not in out and secret not in compose
 
 
-def test_the_api_key_file_is_readable_by_root_only(host):
+def test_the_secret_files_are_readable_by_root_only(host):
     if host.backend.get_hostname() != "fcl-lab-head":
-        pytest.skip("the API server runs on the head")
-    f = host.file("/etc/fastchat-lab/api.env")
-    assert f.user == "root" and f.mode == 0o600
+        pytest.skip("the API server and the web UI run on the head")
+    for path in ("/etc/fastchat-lab/secrets/api-keys", "/etc/fastchat-lab/web-ui/auth",
+                 "/etc/fastchat-lab/tls/server.key"):
+        f = host.file(path)
+        assert f.user == "root" and f.mode == 0o600, path
     assert host.file("/etc/fastchat-lab").mode == 0o700
+    assert host.file("/etc/fastchat-lab/web-ui/auth").content_string == "%s:%s\n" % LOGIN
 
 
 # ---------------------------------------------------------------------------
@@ -178,6 +198,33 @@ def test_the_firewall_unit_and_rules_are_in_place(host):
     assert "-j FASTCHAT-LAB" in host.check_output("iptables -S DOCKER-USER")
 
 
+def https(url, key=None):
+    """(status, body) of a GET over HTTPS, verified against the lab CA."""
+    import ssl
+    import urllib.error
+    import urllib.request
+    context = ssl.create_default_context(cafile=CA)
+    req = urllib.request.Request(url, headers={"Authorization": "Bearer " + key} if key else {})
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=context) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read().decode()
+
+
+def plain(url):
+    """(status, body) of a plain-HTTP GET."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read().decode()
+
+
 def test_internal_ports_refuse_this_machine_but_api_and_web_ui_answer():
     head, gpu1 = address("fcl-lab-head"), address("fcl-lab-gpu1")
     # This machine reaches the test hosts like any other machine on their network.
@@ -193,6 +240,25 @@ def test_internal_ports_refuse_this_machine_but_api_and_web_ui_answer():
                 "'http://%s:21001/list_models', data=b'', method='POST'), timeout=10)"
                 ".read().decode())" % head)
     assert sorted(json.loads(listed)["models"]) == ["tiny-chat", "tiny-remote"]
+
+
+def test_the_api_and_web_ui_speak_https_with_the_lab_ca_only():
+    head = address("fcl-lab-head")
+    assert os.path.isfile(CA), CA
+    status, body = https("https://%s:8000/v1/models" % head, API_KEY)
+    assert status == 200 and "tiny-chat" in body, body
+    assert https("https://%s:8000/v1/models" % head)[0] == 401
+    assert https("https://%s:7860/" % head)[0] == 200
+    # Plain HTTP on the public ports gets the proxy's refusal, never FastChat.
+    for port in (8000, 7860):
+        status, body = plain("http://%s:%d/v1/models" % (head, port))
+        assert (status, body.strip()) == (400, "This port speaks HTTPS only."), (port, body)
+    # FastChat's own API and web UI ports listen on the head's loopback only.
+    assert connect(head, 18000) == "refused"
+    assert connect(head, 17860) == "refused"
+    assert on("fcl-lab-head", "python3", "-c",
+              "import urllib.request as u; print(u.urlopen('http://127.0.0.1:17860/', "
+              "timeout=10).status)").strip() == "200"
 
 
 def test_a_flushed_rule_set_is_reported_and_restored(host):
@@ -216,6 +282,8 @@ def test_verify_names_a_model_that_does_not_answer():
         on("fcl-lab-gpu1", "docker", "start", worker)
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
+    for secret in SECRETS:
+        assert secret not in out
     # Either the controller still lists it and the completion fails, or the controller
     # dropped it already: both name the model, its host and the fix.
     assert ("Model tiny-remote (on fcl-lab-gpu1) did not answer" in out
@@ -239,8 +307,10 @@ def test_a_joining_gpu_host_changes_nothing_on_the_others():
         fh.write(out)
     assert result.returncode == 0, out[-20000:]
     # verify.yml (the end of site.yml) saw the joined model answer.
-    assert "tiny-joined answered" in out, out[-5000:]
-    assert "The controller lists %s." % ", ".join(MODELS) in out
+    assert "Model tiny-joined (on fcl-lab-gpu2) answered" in out, out[-5000:]
+    assert "lists %s." % ", ".join(MODELS) in out
+    for secret in SECRETS:
+        assert secret not in out
     assert snapshot(["fcl-lab-head", "fcl-lab-gpu1"]) == before
     joined = containers("fcl-lab-gpu2")
     assert set(joined) == set(WORKERS["fcl-lab-gpu2"])
@@ -256,17 +326,39 @@ def test_a_joining_gpu_host_changes_nothing_on_the_others():
 # 5. The arena in a browser
 # ---------------------------------------------------------------------------
 
-def test_the_arena_page_offers_every_model():
-    """scripts/arena-screenshot: headless Chromium opens the side-by-side arena, opens its
-    model list, waits until every model is offered, then saves the screenshot."""
-    url = "http://%s:7860/" % address("fcl-lab-head")
+def web_ui():
+    return "https://%s:7860" % address("fcl-lab-head")
+
+
+def test_without_a_login_the_page_shows_no_model_and_no_arena():
+    """The same browser check verify.yml runs, without the login: nothing of the arena."""
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.arena import check_arena
+    os.makedirs(OUTPUT, exist_ok=True)
+    html = os.path.join(OUTPUT, "no-login.html")
+    status, report = check_arena(web_ui() + "/", os.path.join(OUTPUT, "no-login.png"), html,
+                                 MODELS, timeout=20, ca_file=CA)
+    assert status == "missing" and report["models"] == [], report
+    with open(html, encoding="utf-8") as fh:
+        page = fh.read()
+    assert "Arena (battle)" not in page and "Arena (side-by-side)" not in page
+    for model in MODELS:
+        assert model not in page
+    assert "log in with the account" in page  # the lab's own login message
+
+
+def test_with_the_login_the_arena_offers_every_model_and_no_public_arena_text(tmp_path):
+    """scripts/arena-screenshot: headless Chromium logs in, opens the side-by-side arena,
+    opens its model list, waits until every model is offered, then saves the screenshot."""
+    login = tmp_path / "login"
+    login.write_text("%s:%s\n" % LOGIN)
     os.makedirs(OUTPUT, exist_ok=True)
     png, html = os.path.join(OUTPUT, "arena.png"), os.path.join(OUTPUT, "arena.html")
     for path in (png, html):
         if os.path.exists(path):
             os.remove(path)
-    shot = subprocess.run([os.path.join(PROJECT, "scripts", "arena-screenshot"), url, png,
-                           "--html", html, "--expect", *MODELS, "--timeout", "90"],
+    shot = subprocess.run([os.path.join(PROJECT, "scripts", "arena-screenshot"), web_ui() + "/",
+                           png, "--html", html, "--expect", *MODELS, "--timeout", "90",
+                           "--login-file", str(login), "--ca", CA],
                           capture_output=True, text=True, timeout=180)
     assert shot.returncode == 0, shot.stdout + shot.stderr
     report = json.loads(shot.stdout)
@@ -280,3 +372,99 @@ def test_the_arena_page_offers_every_model():
     # The opened model list, as rendered: one option element per model.
     listed = re.findall(r'<li\b[^>]*\baria-label="([^"]+)"[^>]*data-testid="dropdown-option"', page)
     assert sorted(listed) == MODELS, listed
+    # The lab's own page: its name, and none of the public arena's claims or links.
+    assert "Rehearsal lab" in page
+    for text in PUBLIC_ARENA:
+        assert text not in page, text
+    assert not re.search(r'<img[^>]+src="https?://', page)
+
+
+# ---------------------------------------------------------------------------
+# 6. Votes in the arena, then the lab's own leaderboard
+# ---------------------------------------------------------------------------
+
+VOTES = ["A is better", "B is better", "Tie", "A is better", "Both are bad", "B is better"]
+
+
+def browser_page(playwright):
+    """A logged-in page of the arena in Debian's chromium (the lab CA's key pinned)."""
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.arena import pin_for
+    browser = playwright.chromium.launch(
+        executable_path="/usr/bin/chromium",
+        args=["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+              "--ignore-certificate-errors-spki-list=" + pin_for(web_ui(), CA)])
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    answer = context.request.post(web_ui() + "/login",
+                                  form={"username": LOGIN[0], "password": LOGIN[1]})
+    assert answer.status == 200, answer.text()
+    page = context.new_page()
+    page.goto(web_ui() + "/")
+    return browser, page
+
+
+def test_anonymous_battles_voted_in_a_browser_make_the_leaderboard():
+    from playwright.sync_api import expect, sync_playwright
+
+    before = snapshot(["fcl-lab-head"])
+    out_dir = os.path.join(OUTPUT, "leaderboard")
+    with sync_playwright() as playwright:
+        browser, page = browser_page(playwright)
+        try:
+            page.get_by_role("tab", name="Arena (battle)").click()
+            for pos, vote in enumerate(VOTES):
+                box = page.locator("textarea[placeholder*='Enter your prompt']:visible").first
+                box.fill("Question %d: what is a GPU lab?" % pos)
+                box.press("Enter")
+                button = page.get_by_role("button", name=re.compile(re.escape(vote) + "$"))
+                expect(button.first).to_be_enabled(timeout=180000)
+                button.first.click()
+                # The vote reveals both models' names.
+                expect(page.get_by_text(re.compile("Model A: tiny-")).first).to_be_visible(
+                    timeout=60000)
+                page.get_by_role("button", name=re.compile("New Round")).first.click()
+                expect(page.get_by_text(re.compile("Model A: tiny-"))).to_have_count(
+                    0, timeout=60000)
+        finally:
+            browser.close()
+    result = ansible_playbook("playbooks/leaderboard.yml", "-e",
+                              "fastchat_leaderboard_out=%s" % out_dir, "-e",
+                              '{"lab_leaderboard_min_battles": 1}', timeout=900)
+    out = result.stdout + result.stderr
+    with open(os.path.join(OUTPUT, "leaderboard.log"), "w", encoding="utf-8") as fh:
+        fh.write(out)
+    assert result.returncode == 0, out[-20000:]
+    for secret in SECRETS:
+        assert secret not in out
+    with open(os.path.join(out_dir, "leaderboard.json"), encoding="utf-8") as fh:
+        board = json.load(fh)
+    # The real vote lines FastChat's web UI wrote for the votes above: all counted.
+    assert board["battles_used"] == len(VOTES), board
+    assert board["skipped"]["named"] == 0 and board["skipped"]["malformed"] == 0
+    ranked = {m["model"]: m for m in board["models"]}
+    assert set(ranked) <= set(MODELS) and len(ranked) >= 2
+    assert sum(m["battles"] for m in ranked.values()) == 2 * len(VOTES)
+    assert sum(m["ties"] for m in ranked.values()) == 2 * 2  # a tie and a both-bad
+    for name, model in ranked.items():
+        assert model["compared"]["revision"] and model["compared"]["image"] != "unknown", model
+    for name in ("leaderboard.csv", "leaderboard.html", "leaderboard.png"):
+        assert os.path.getsize(os.path.join(out_dir, name)) > 0, name
+    backups = os.listdir(os.path.join(out_dir, "backups"))
+    assert len(backups) == 1 and backups[0].startswith("fastchat-lab-logs-"), backups
+    # Only the web UI restarted to read its new Leaderboard tab.
+    after = snapshot(["fcl-lab-head"])
+    changed = sorted(name for (_, name), state in after.items() if state != before[("fcl-lab-head", name)])
+    assert changed == ["web-ui"], changed
+    wait_healthy("fcl-lab-head", "web-ui")
+    with sync_playwright() as playwright:
+        browser, page = browser_page(playwright)
+        try:
+            page.get_by_role("tab", name="Leaderboard").click()
+            table = page.locator("table:visible").first
+            for name in ranked:
+                expect(table).to_contain_text(name, timeout=60000)
+            page.screenshot(path=os.path.join(OUTPUT, "leaderboard-tab.png"), full_page=True)
+            text = page.content()
+        finally:
+            browser.close()
+    for phrase in PUBLIC_ARENA:
+        assert phrase not in text, phrase

@@ -6,14 +6,14 @@
 
 run:    waits (bounded by FASTCHAT_LAB_WAIT_SECONDS, default 300) until the controller
         answers — FastChat's workers register once and exit if it is down — then runs
-        the FastChat module in this process. The OpenAI API server gets its keys from
-        FASTCHAT_LAB_API_KEYS (comma-separated, from a root-only env file): they are
-        added to the module's own argument list, never to a command line. The web UI
+        the FastChat module in this process. The OpenAI API server gets its keys from the
+        root-only file FASTCHAT_LAB_API_KEYS_FILE names (one per line): they are added
+        to the module's own argument list, never to a command line or an environment. The web UI
         gets what its directory FASTCHAT_LAB_WEB_UI_DIR holds (WEB_UI_FILES): the page
         (FASTCHAT_LAB_PAGE, read by the lab's page patch), the logins file
         (--gradio-auth-path) and the leaderboard tab's files.
 health: exit 0 when URL answers 200 (POST sends {}); with --api-key the first key of
-        FASTCHAT_LAB_API_KEYS is sent as a bearer token.
+        that file is sent as a bearer token.
 """
 
 import json
@@ -57,7 +57,11 @@ def web_ui_args(directory):
 
 
 def api_keys():
-    return [k.strip() for k in os.environ.get("FASTCHAT_LAB_API_KEYS", "").split(",") if k.strip()]
+    path = os.environ.get("FASTCHAT_LAB_API_KEYS_FILE")
+    if not path or not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return [line.strip() for line in fh if line.strip()]
 
 
 def wait_for(controller, seconds):

@@ -4,7 +4,7 @@
 """Filters of the fastchat_deploy role: its settings' checks and the files it renders."""
 
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.deploy_settings import (
-    api_keys_env,
+    api_keys_file,
     deploy_problems,
     web_ui_auth_file,
 )
@@ -14,7 +14,7 @@ DOCUMENTATION = r"""
 name: deploy_problems
 short_description: Every problem of fastchat_deploy's settings (module_utils/deploy_settings.py).
 description:
-  - Also provides C(api_keys_env), C(web_ui_auth_file) (the root-only files) and
+  - Also provides C(api_keys_file), C(web_ui_auth_file) (the root-only files) and
     C(lab_page) (the web UI's page file, module_utils/lab_page.py render_page).
 positional: _input
 options:
@@ -38,7 +38,7 @@ class FilterModule:
     def filters(self):
         return {
             "deploy_problems": _problems,
-            "api_keys_env": api_keys_env,
+            "api_keys_file": api_keys_file,
             "web_ui_auth_file": web_ui_auth_file,
             "lab_page": _page,
         }

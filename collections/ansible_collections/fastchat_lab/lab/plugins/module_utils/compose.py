@@ -13,13 +13,15 @@ Every service is started through the launcher (files/launch.py of the fastchat_d
 role, mounted read-only at ``LAUNCHER``), which
 - waits, bounded, for the controller before a worker or the API server starts
   (FastChat's worker registers once and exits if the controller is not up), and
-- hands the OpenAI API server its keys from the environment (an env file readable by
-  root only), so they never appear on a command line or in ``docker inspect``'s Cmd.
+- hands the OpenAI API server its keys from a root-only file mounted read-only, so they
+  never appear on a command line, in an environment or anywhere ``docker inspect`` shows.
 """
 
 from __future__ import annotations
 
 LAUNCHER = "/opt/fastchat-lab/launch.py"
+# The API server's keys, one per line, mounted read-only from a root-only host file.
+API_KEYS_FILE = "/opt/fastchat-lab/secrets/api-keys"
 # The web UI's own files (page.json, the login file, the leaderboard tab's files), mounted
 # read-only; the launcher hands FastChat what is there (launch.py WEB_UI_FILES).
 WEB_UI_DIR = "/opt/fastchat-lab/web-ui"
@@ -30,8 +32,9 @@ DEFAULT_OPTIONS = {
     "images": {},
     # Host path of the launcher script (copied there by the fastchat_deploy role).
     "launcher": "/etc/fastchat-lab/launch.py",
-    # Env file with FASTCHAT_LAB_API_KEYS for the API server; None: an open API.
-    "api_env_file": "/etc/fastchat-lab/api.env",
+    # Host file with the API server's keys, one per line (root-only), mounted read-only;
+    # None: an open API.
+    "api_keys_file": "/etc/fastchat-lab/secrets/api-keys",
     # Host directory with the web UI's files (page, login, leaderboard); None: none.
     "web_ui_dir": "/etc/fastchat-lab/web-ui",
     # Named volume for the web UI's conversation and vote logs (survives redeploys).
@@ -102,10 +105,12 @@ def render_compose(plan, host, options=None):
         elif svc["kind"] == "openai_api":
             out["ports"] = [_published(svc)]
             command += ["--wait-for", controller_url]
-            if opts["api_env_file"]:
-                out["env_file"] = [opts["api_env_file"]]
+            if opts["api_keys_file"]:
+                # The path only: the keys are in no environment docker inspect shows.
+                out["volumes"].append("%s:%s:ro" % (opts["api_keys_file"], API_KEYS_FILE))
+                out["environment"]["FASTCHAT_LAB_API_KEYS_FILE"] = API_KEYS_FILE
             out["healthcheck"] = _health("http://127.0.0.1:%d/v1/models" % port,
-                                         api_key=bool(opts["api_env_file"]))
+                                         api_key=bool(opts["api_keys_file"]))
         elif svc["kind"] == "web_ui":
             out["ports"] = [_published(svc)]
             command += ["--wait-for", controller_url]

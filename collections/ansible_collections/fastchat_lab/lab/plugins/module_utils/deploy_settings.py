@@ -115,17 +115,17 @@ def deploy_problems(where, api_keys, open_api, has_api, users, open_web_ui, has_
         try:
             render_page(page, list(models), lab_name)
         except ValueError as exc:
-            for line in str(exc).splitlines():
+            for line in str(exc).splitlines()[1:]:
                 line = line.strip("- ").strip()
-                if line and not line.startswith("The page"):
+                if line:
                     problems.append("%s: fastchat_deploy_page / fastchat_deploy_lab_name: %s"
                                     % (where, line))
     return problems
 
 
-def api_keys_env(keys):
-    """The API server's env file: FASTCHAT_LAB_API_KEYS, comma-separated."""
-    return "FASTCHAT_LAB_API_KEYS=%s\n" % ",".join(entry["key"] for entry in keys)
+def api_keys_file(keys):
+    """The API server's keys file: one key per line."""
+    return "".join("%s\n" % entry["key"] for entry in keys)
 
 
 def web_ui_auth_file(users):
