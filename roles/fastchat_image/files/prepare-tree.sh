@@ -12,6 +12,10 @@ shift 2
 rm -rf FastChat
 git -C "$src" archive --prefix=FastChat/ HEAD | tar -x
 cd FastChat
+# git apply inside another repository would apply relative to that one's root (and skip
+# these files): no repository above this tree counts.
+GIT_CEILING_DIRECTORIES=$(dirname "$(pwd -P)")
+export GIT_CEILING_DIRECTORIES
 while [ "$#" -ge 3 ]; do
   patch=$1 file=$2 marker=$3
   shift 3
