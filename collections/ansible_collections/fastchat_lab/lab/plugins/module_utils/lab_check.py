@@ -50,7 +50,7 @@ class Answer:
         if self.status == 0:
             return "no answer (%s)" % self.error
         body = self.body if len(self.body) <= limit else self.body[:limit] + "..."
-        return "HTTP %d %s" % (self.status, body.strip())
+        return ("HTTP %d %s" % (self.status, body.strip())).rstrip(".")
 
 
 class Client:
