@@ -253,3 +253,12 @@ def test_the_launcher_hands_the_web_ui_its_files(tmp_path):
     assert os.environ.pop("FASTCHAT_LAB_PAGE") == str(tmp_path / "page.json")
     assert "secret-password" not in " ".join(web_ui_args(str(tmp_path)))
     os.environ.pop("FASTCHAT_LAB_PAGE", None)
+
+
+def test_workers_beat_often_enough_to_come_back_after_a_controller_restart():
+    svcs = render_compose(plan_of(*reference_lab()), "gpu01", {"images": IMAGES})["services"]
+    for name in ("controller", "qwen-7b-chat-gpu1", "baichuan-13b-chat-gpu2-3"):
+        env = svcs[name]["environment"]
+        assert env["FASTCHAT_WORKER_HEART_BEAT_INTERVAL"] == "5", name
+        assert env["FASTCHAT_CONTROLLER_HEART_BEAT_EXPIRATION"] == "20", name
+    assert "FASTCHAT_WORKER_HEART_BEAT_INTERVAL" not in svcs["web-ui"]["environment"]

@@ -67,3 +67,14 @@ def test_hosts_without_the_services_are_not_asked():
 def test_the_files_the_services_read():
     assert api_keys_file([{"name": "a", "key": "k1"}, {"name": "b", "key": "k2"}]) == "k1\nk2\n"
     assert web_ui_auth_file([{"name": "a", "password": "p1"}]) == "a:p1\n"
+
+
+def test_the_page_the_lab_deploys_does_not_change_when_a_model_joins():
+    """A host joining with a new model must restart nothing elsewhere: the page points at
+    its live model lists instead of naming the models."""
+    from ansible_collections.fastchat_lab.lab.plugins.filter.deploy import FilterModule
+    lab_page = FilterModule().filters()["lab_page"]
+    two = lab_page({}, ["tiny-chat", "tiny-remote"], "Rehearsal lab")
+    three = lab_page({}, ["tiny-chat", "tiny-joined", "tiny-remote"], "Rehearsal lab")
+    assert two == three
+    assert "Rehearsal lab" in two["intro_md"] and "model lists on this page" in two["intro_md"]

@@ -31,7 +31,9 @@ def _problems(args):
 
 
 def _page(page, models, lab_name):
-    return render_page(page, list(models), lab_name)
+    # The models are checked (descriptions of served models only) but not named in the
+    # texts: a model added to the lab then changes no page and restarts no web UI.
+    return render_page(page, list(models), lab_name, name_models=False)
 
 
 class FilterModule:

@@ -87,8 +87,13 @@ def _check(settings: dict, models: list[str], lab_name: Any) -> list[str]:
     return problems
 
 
-def render_page(settings: dict, models: list[str], lab_name: str) -> dict:
+def render_page(settings: dict, models: list[str], lab_name: str,
+                name_models: bool = True) -> dict:
     """The page file's JSON object for a lab called ``lab_name`` serving ``models``.
+
+    ``name_models`` False: the default texts point at the page's own (live) model lists
+    instead of naming the models, so that a model added to the lab (a host joining)
+    changes no page and restarts no web UI.
 
     ``settings`` overrides the defaults (see the module's docstring); a setting that is
     None or absent takes its default, an empty string leaves that text empty.
@@ -110,12 +115,16 @@ def render_page(settings: dict, models: list[str], lab_name: str) -> dict:
     admins = md_escape(setting("admins", "the lab's admins"))
     contact = setting("contact", "")
     ask = " Questions: %s." % md_escape(contact) if contact else ""
-    names = _and(["**%s**" % md_escape(m) for m in models]) or "the lab's models"
-    count = "%d models" % len(models) if len(models) != 1 else "one model"
-
-    intro = ("Compare the chat models that %s runs (%s: %s) on questions of your own: "
+    if name_models and models:
+        names = _and(["**%s**" % md_escape(m) for m in models])
+        count = "%d models" % len(models) if len(models) != 1 else "one model"
+        which = "%s: %s" % (count, names)
+    else:
+        names = ""
+        which = "every one of them is in the model lists on this page"
+    intro = ("Compare the chat models that %s runs (%s) on questions of your own: "
              "two of them answer anonymously, side by side, and you vote for the better "
-             "answer." % (lab, count, names))
+             "answer." % (lab, which))
     rules = "\n".join([
         "- Ask anything. Two of the lab's models, picked at random, answer as "
         "**Model A** and **Model B**.",
@@ -136,8 +145,10 @@ def render_page(settings: dict, models: list[str], lab_name: str) -> dict:
              "or offensive: check what they say before you use it.%s" % (lab, admins, ask))
     about = "\n\n".join([
         "# About",
-        "%s's model arena compares the models that the lab runs — %s — by the votes of "
-        "the lab's own users." % (lab, names),
+        ("%s's model arena compares the models that the lab runs — %s — by the votes of "
+         "the lab's own users." % (lab, names)) if names else
+        ("%s's model arena compares the models that the lab runs by the votes of the "
+         "lab's own users." % lab),
         "Conversations and votes stay on the lab's servers; only %s read them. No "
         "data, vote or leaderboard is published outside the lab.%s" % (admins, ask),
         "It is FastChat's Chatbot Arena, run privately by the lab.",
@@ -154,7 +165,9 @@ def render_page(settings: dict, models: list[str], lab_name: str) -> dict:
         "intro_md": setting("intro", intro),
         "rules_md": setting("rules", rules),
         "side_by_side_md": setting("side_by_side", side_by_side),
-        "direct_md": setting("direct", "Chat with one of %s's models: %s." % (lab, names)),
+        "direct_md": setting("direct", ("Chat with one of %s's models: %s." % (lab, names))
+                             if names else "Chat with one of %s's models: pick it in the list "
+                             "below." % lab),
         "terms_md": setting("terms", terms),
         "about_md": setting("about", about),
         "leaderboard_md": setting("leaderboard", leaderboard),
