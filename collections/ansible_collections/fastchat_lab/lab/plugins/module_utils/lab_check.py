@@ -129,7 +129,7 @@ def _service(plan, kind):
 
 def check_lab(plan, keys=(), users=(), ca_file=None, retries=36, delay=5.0, timeout=120.0,
               sleep=time.sleep):
-    """Run every check; returns {"checks": [...], "failed": [...], "table": [...]}.
+    """Run every check; returns {"checks": [...], "failures": [...], "table": [...]}.
 
     ``keys``: the API keys (the first is used); ``users``: web UI logins as
     (name, password) pairs (the first is used); ``ca_file``: the lab CA on this host.
@@ -253,7 +253,7 @@ def check_lab(plan, keys=(), users=(), ca_file=None, retries=36, delay=5.0, time
                        parts.hostname, svc["backend_port"],
                        "accepts connections" if open_port else "refuses connections"),
                    "publish it on 127.0.0.1 only (the compose project of the head).")
-    report["failed"] = [c for c in report["checks"] if not c["ok"]]
+    report["failures"] = [c for c in report["checks"] if not c["ok"]]
     return report
 
 

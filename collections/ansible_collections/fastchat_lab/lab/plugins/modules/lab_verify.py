@@ -69,8 +69,8 @@ checks:
   returned: always
   type: list
   elements: dict
-failed:
-  description: The checks that failed.
+failures:
+  description: The checks that failed (not "failed", which would fail the task itself).
   returned: always
   type: list
   elements: dict
