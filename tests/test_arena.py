@@ -32,6 +32,7 @@ PAGE = """<!DOCTYPE html><html><body><gradio-app><div class="gradio-container">
 <script>
 let models = [];
 setTimeout(() => { models = %s; document.getElementById('dd').value = models[0] || ''; }, %d);
+%s
 document.getElementById('t2').addEventListener('click', () => {
   document.getElementById('side').style.display = 'block';
   document.getElementById('battle').style.display = 'none';
@@ -41,6 +42,10 @@ document.getElementById('t2').addEventListener('click', () => {
 document.getElementById('dd').addEventListener('focus', () => {
   document.getElementById('opts').innerHTML = '<ul class="options">' +
     models.map(m => '<li><span>\\u2713</span> ' + m + '</li>').join('') + '</ul>';
+});
+// Like gradio's: an open list keeps the choices it opened with; it closes on blur.
+document.getElementById('dd').addEventListener('blur', () => {
+  document.getElementById('opts').innerHTML = '';
 });
 </script></body></html>"""
 
@@ -68,8 +73,10 @@ def web_ui():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
-    def serve(models, delay_ms=1500):
-        state["page"] = PAGE % (json.dumps(models), delay_ms)
+    def serve(models, delay_ms=1500, later=None, later_ms=3000):
+        grow = ("setTimeout(() => { models = %s; }, %d);" % (json.dumps(later), later_ms)
+                if later else "")
+        state["page"] = PAGE % (json.dumps(models), delay_ms, grow)
         return "http://127.0.0.1:%d/" % server.server_address[1]
 
     yield serve
@@ -87,6 +94,16 @@ def test_waits_for_the_late_model_list_and_saves_the_screenshot(web_ui, tmp_path
     assert report["missing"] == [] and report["error"] == ""
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert 'value="tiny-chat"' in html.read_text()
+
+
+def test_a_list_opened_before_every_model_arrived_is_opened_again(web_ui, tmp_path):
+    # The web UI fills its lists in steps; a list opened in between keeps what it had
+    # (the rehearsal lab once saw only tiny-chat for the whole 90 s of its check).
+    url = web_ui(["tiny-chat"], delay_ms=200, later=["tiny-chat", "tiny-remote"], later_ms=2500)
+    status, report = check_arena(url, None, None, ["tiny-chat", "tiny-remote"], timeout=20,
+                                 browser=find_browser())
+    assert status == "offered", report
+    assert report["models"] == ["tiny-chat", "tiny-remote"]
 
 
 def test_a_model_the_page_does_not_offer_is_reported_missing(web_ui, tmp_path):

@@ -68,6 +68,13 @@ POLL_JS = """(() => {
     inputs: Array.from(document.querySelectorAll('input')).map(i => i.value)});
 })()"""
 
+# Close the open model list (the poll opens it again with the choices of now).
+CLOSE_JS = """(() => {
+  if (document.activeElement) document.activeElement.blur();
+  document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true}));
+  return '';
+})()"""
+
 DOM_JS = """(() => {
   for (const i of document.querySelectorAll('input')) i.setAttribute('value', i.value);
   return '<!DOCTYPE html>\\n' + document.documentElement.outerHTML;
@@ -214,6 +221,10 @@ def check_arena(url, png=None, html=None, expect=(), tab="Arena (side-by-side)",
             if state.get("mounted") and offered and all(m in offered for m in expect):
                 status = "offered"
                 break
+            if offered:
+                # An open list keeps the choices it opened with, and the web UI fills
+                # its lists in steps: close it, the next poll opens it afresh.
+                tools.evaluate(session, CLOSE_JS)
             time.sleep(0.5)
         time.sleep(0.5)  # let the last update paint
         if png:
