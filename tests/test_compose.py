@@ -23,6 +23,12 @@ IMAGES = {"cpu": "fastchat-lab/fastchat:cpu-x", "cuda117": "fastchat-lab/fastcha
 LAUNCH = os.path.join(ROOT, "roles", "fastchat_deploy", "files", "launch.py")
 
 
+def bind(source, target):
+    # Read-only, and the source must exist: Docker makes no empty directory in its place.
+    return {"type": "bind", "source": source, "target": target, "read_only": True,
+            "bind": {"create_host_path": False}}
+
+
 def two_host_lab():
     hosts, groups = reference_lab()
     hosts["gpu02"] = {"ansible_host": "192.0.2.11", "fastchat_gpus": dict(H100),
@@ -30,6 +36,20 @@ def two_host_lab():
                                             "name": "qwen-7b-chat-gpu02", "backend": "vllm"}]}
     groups["gpu_hosts"].append("gpu02")
     return plan_of(hosts, groups)
+
+
+def test_no_mount_lets_docker_make_a_missing_source():
+    plan = plan_of(*reference_lab())
+    project = render_compose(plan, "gpu01", {"images": IMAGES, "api_keys_file": "/etc/k",
+                                             "web_ui_dir": "/etc/w"})
+    mounts = [m for svc in project["services"].values() for m in svc["volumes"]]
+    assert len(mounts) >= len(project["services"]) + 3
+    for mount in mounts:
+        assert isinstance(mount, dict), mount  # the short syntax creates missing sources
+        if mount["type"] == "bind":
+            assert mount["bind"] == {"create_host_path": False} and mount["read_only"], mount
+        else:
+            assert mount == {"type": "volume", "source": "fastchat-lab-logs", "target": "/logs"}
 
 
 def test_head_and_workers_of_the_reference_lab():
@@ -43,13 +63,13 @@ def test_head_and_workers_of_the_reference_lab():
         assert svc["command"][:3] == ["python3", LAUNCHER, "run"]
         assert svc["restart"] == "unless-stopped"
         assert svc["healthcheck"]["test"][:3] == ["CMD", "python3", LAUNCHER]
-        assert "/etc/fastchat-lab/launch.py:%s:ro" % LAUNCHER in svc["volumes"]
+        assert bind("/etc/fastchat-lab/launch.py", LAUNCHER) in svc["volumes"]
     qwen, baichuan = svcs["qwen-7b-chat-gpu1"], svcs["baichuan-13b-chat-gpu2-3"]
     assert qwen["deploy"]["resources"]["reservations"]["devices"] == [
         {"driver": "nvidia", "device_ids": ["1"], "capabilities": ["gpu"]}]
     assert baichuan["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["2", "3"]
     assert qwen["image"] == IMAGES["cuda117"] and svcs["controller"]["image"] == IMAGES["cpu"]
-    assert "/srv/fastchat-lab/models/Qwen-7B-Chat:/models/Qwen-7B-Chat:ro" in qwen["volumes"]
+    assert bind("/srv/fastchat-lab/models/Qwen-7B-Chat", "/models/Qwen-7B-Chat") in qwen["volumes"]
     assert qwen["ports"] == ["0.0.0.0:21002:21002"]
     assert "POST" in qwen["healthcheck"]["test"]
     assert qwen["healthcheck"]["start_period"] == "900s"
@@ -60,17 +80,17 @@ def test_head_and_workers_of_the_reference_lab():
     api = svcs["openai-api"]
     # The keys' file, read-only; the environment holds its path only.
     assert "env_file" not in api
-    assert "/etc/fastchat-lab/secrets/api-keys:/opt/fastchat-lab/secrets/api-keys:ro" in api["volumes"]
+    assert bind("/etc/fastchat-lab/secrets/api-keys", "/opt/fastchat-lab/secrets/api-keys") in api["volumes"]
     assert api["environment"]["FASTCHAT_LAB_API_KEYS_FILE"] == "/opt/fastchat-lab/secrets/api-keys"
     assert "--api-key" in api["healthcheck"]["test"]
     assert not any("api-key" in part for part in api["command"])
     assert svcs["web-ui"]["environment"]["LOGDIR"] == "/logs"
-    assert "fastchat-lab-logs:/logs" in svcs["web-ui"]["volumes"]
+    assert {"type": "volume", "source": "fastchat-lab-logs", "target": "/logs"} in svcs["web-ui"]["volumes"]
     # Behind the TLS proxy FastChat's own API and web UI ports are on loopback only.
     assert api["ports"] == ["127.0.0.1:18000:8000"]
     assert svcs["web-ui"]["ports"] == ["127.0.0.1:17860:7860"]
     # The web UI's page, logins and leaderboard files, read-only, found by the launcher.
-    assert "/etc/fastchat-lab/web-ui:/opt/fastchat-lab/web-ui:ro" in svcs["web-ui"]["volumes"]
+    assert bind("/etc/fastchat-lab/web-ui", "/opt/fastchat-lab/web-ui") in svcs["web-ui"]["volumes"]
     assert svcs["web-ui"]["environment"]["FASTCHAT_LAB_WEB_UI_DIR"] == "/opt/fastchat-lab/web-ui"
     assert project["volumes"] == {"fastchat-lab-logs": {"name": "fastchat-lab-logs"}}
     json.dumps(project)
@@ -105,7 +125,7 @@ def test_options_bind_addresses_open_api_and_local_weights():
     assert "env_file" not in svcs["openai-api"]
     assert "--api-key" not in svcs["openai-api"]["healthcheck"]["test"]
     assert "FASTCHAT_LAB_WEB_UI_DIR" not in svcs["web-ui"]["environment"]
-    assert "/data/Qwen-7B-Chat:/models/Qwen-7B-Chat:ro" in svcs["qwen-7b-chat-gpu1"]["volumes"]
+    assert bind("/data/Qwen-7B-Chat", "/models/Qwen-7B-Chat") in svcs["qwen-7b-chat-gpu1"]["volumes"]
 
 
 def test_lab_hosts_by_name_are_pinned_in_every_service_and_gradio_stays_offline():

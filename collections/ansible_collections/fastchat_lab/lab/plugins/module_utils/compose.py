@@ -54,6 +54,16 @@ HEART_BEAT = {"FASTCHAT_WORKER_HEART_BEAT_INTERVAL": "5",
               "FASTCHAT_CONTROLLER_HEART_BEAT_EXPIRATION": "20"}
 
 
+def _bind(source, target):
+    """A read-only bind mount whose source must exist. With Docker's short syntax a
+    missing source (a weights directory not there yet, /etc/fastchat-lab lost with a
+    host's root file system) is silently made an empty directory, which then hides the
+    file the play writes there ("can not use content with a dir as dest") or a model a
+    worker cannot load; this way the service does not start and Docker says why."""
+    return {"type": "bind", "source": source, "target": target, "read_only": True,
+            "bind": {"create_host_path": False}}
+
+
 def _health(url, method="GET", start_period=30, api_key=False):
     test = ["CMD", "python3", LAUNCHER, "health", url, method]
     if api_key:
@@ -85,7 +95,7 @@ def render_compose(plan, host, options=None):
         raise ValueError("%s: no image for stack(s) %s. Fix: build the images first "
                          "(fastchat_image role)." % (host, ", ".join(missing)))
     controller_url = plan["summary"]["controller_address"]
-    launcher_mount = "%s:%s:ro" % (opts["launcher"], LAUNCHER)
+    launcher_mount = _bind(opts["launcher"], LAUNCHER)
     services = {}
     controller_here = [s["name"] for s in host_plan["services"] if s["kind"] == "controller"]
 
@@ -114,7 +124,7 @@ def render_compose(plan, host, options=None):
             command += ["--wait-for", controller_url]
             if opts["api_keys_file"]:
                 # The path only: the keys are in no environment docker inspect shows.
-                out["volumes"].append("%s:%s:ro" % (opts["api_keys_file"], API_KEYS_FILE))
+                out["volumes"].append(_bind(opts["api_keys_file"], API_KEYS_FILE))
                 out["environment"]["FASTCHAT_LAB_API_KEYS_FILE"] = API_KEYS_FILE
             out["healthcheck"] = _health("http://127.0.0.1:%d/v1/models" % port,
                                          api_key=bool(opts["api_keys_file"]))
@@ -125,9 +135,10 @@ def render_compose(plan, host, options=None):
             out["environment"]["LOGDIR"] = "/logs"
             # No calls home from Gradio: lab hosts are often offline.
             out["environment"]["GRADIO_ANALYTICS_ENABLED"] = "False"
-            out["volumes"].append("%s:/logs" % opts["logs_volume"])
+            out["volumes"].append({"type": "volume", "source": opts["logs_volume"],
+                                   "target": "/logs"})
             if opts["web_ui_dir"]:
-                out["volumes"].append("%s:%s:ro" % (opts["web_ui_dir"], WEB_UI_DIR))
+                out["volumes"].append(_bind(opts["web_ui_dir"], WEB_UI_DIR))
                 out["environment"]["FASTCHAT_LAB_WEB_UI_DIR"] = WEB_UI_DIR
             out["healthcheck"] = _health("http://127.0.0.1:%d/" % port, start_period=60)
         else:
@@ -135,8 +146,8 @@ def render_compose(plan, host, options=None):
             out["ports"] = ["0.0.0.0:%d:%d" % (port, port)]  # IPv4 only, as the controller
             command += ["--wait-for", controller_url]
             # The plan's host_path: fastchat_weights_dir/<model> or the catalogue's local_path.
-            out["volumes"].append("%s:%s:ro" % (plan["models"][svc["model"]]["host_path"],
-                                                svc["model_path"]))
+            out["volumes"].append(_bind(plan["models"][svc["model"]]["host_path"],
+                                        svc["model_path"]))
             out["healthcheck"] = _health("http://127.0.0.1:%d/worker_get_status" % port,
                                          method="POST",
                                          start_period=opts["worker_start_period"])
