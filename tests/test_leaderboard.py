@@ -190,6 +190,18 @@ def test_groups_that_never_met_are_warned_about():
         "ratings of different groups are not comparable."]
 
 
+def test_models_the_plan_no_longer_has_are_warned_about():
+    battles = simulate([0.0, 0.3, 0.1], 300, 2)
+    meta = {"models": {"m0": {"revision": "a" * 40}, "m2": {"revision": "b" * 40}}}
+    result = compute_leaderboard(battles, resamples=0, meta=meta)
+    assert result["meta"]["warnings"] == [
+        "Voted on but not in the lab's plan now (removed or renamed since?): m1; what was "
+        "compared is unknown for them."]
+    assert by_model(result)["m1"]["compared"] == {}
+    # Without a model list (the offline CLI without --meta) nothing is unknown.
+    assert compute_leaderboard(battles, resamples=0)["meta"]["warnings"] == []
+
+
 def test_options_out_of_range_are_refused():
     with pytest.raises(ValueError, match="min_battles must be an integer >= 1, not 0"):
         compute_leaderboard([], min_battles=0)

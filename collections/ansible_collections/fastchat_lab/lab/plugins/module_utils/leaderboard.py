@@ -220,9 +220,14 @@ def _compared(meta: Mapping[str, Any], sampling: Mapping[str, list]) -> dict[str
 
 
 def _warnings(counts: PairCounts, ranked: list[int], anchor_model: str | None,
-              anchor_ok: bool) -> list[str]:
-    """Things a reader of the ratings should know (disconnected battles, a missing anchor)."""
+              anchor_ok: bool, known: Mapping[str, Any] | None) -> list[str]:
+    """Things a reader of the ratings should know (disconnected battles, a missing anchor,
+    models voted on that the caller's ``meta["models"]`` does not describe)."""
     warnings = []
+    unknown = [m for m in counts.models if known is not None and m not in known]
+    if unknown:
+        warnings.append("Voted on but not in the lab's plan now (removed or renamed since?): "
+                        "%s; what was compared is unknown for them." % ", ".join(unknown))
     groups = [g for g in connected_groups(counts.games) if set(g) & set(ranked)]
     if len(groups) > 1:
         names = "; ".join(", ".join(counts.models[i] for i in g) for g in groups)
@@ -272,7 +277,7 @@ def compute_leaderboard(battles: Iterable[Battle], *, skipped: Mapping[str, int]
                    "of": "model" if anchor_ok else "mean of the ranked models"},
         "scale": {"base": BASE, "scale": SCALE, "ridge": RIDGE},
         "sampling": sampling,
-        "warnings": _warnings(counts, ranked, anchor_model, anchor_ok),
+        "warnings": _warnings(counts, ranked, anchor_model, anchor_ok, meta.get("models")),
     }
     return {
         "models": rows,
