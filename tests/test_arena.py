@@ -17,6 +17,8 @@ import pytest
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.arena import (
     check_arena,
     find_browser,
+    remember,
+    remembered,
 )
 
 from labs import ROOT
@@ -141,3 +143,30 @@ def test_the_script_exit_codes(web_ui, tmp_path):
                                 env=dict(os.environ, PATH="/nonexistent"))
     assert no_browser.returncode == 2
     assert "no chromium on PATH" in no_browser.stderr
+
+
+def test_a_look_that_passed_is_reused_only_under_the_same_key(tmp_path):
+    path = str(tmp_path / "cache" / "arena-looks.json")
+    url = "https://192.0.2.10:7860/"
+    assert remembered(path, url, "k1") is None  # nothing remembered yet
+    remember(path, url, "k1", ["tiny-chat", "tiny-remote"], now=0)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    assert remembered(path, url, "k1") == {"key": "k1", "models": ["tiny-chat", "tiny-remote"],
+                                           "at": "1970-01-01T00:00:00Z"}
+    assert remembered(path, url, "k2") is None  # the web UI restarted, another login...
+    assert remembered(path, "https://192.0.2.11:7860/", "k1") is None  # another lab
+    assert remembered(path, url, "") is None  # no key proves nothing
+    # A look that did not find every model is forgotten: the next one looks again.
+    remember(path, url, "k1", None)
+    assert remembered(path, url, "k1") is None
+    remember(path, url, "k1", None)  # forgetting twice is fine
+
+
+def test_a_broken_memory_file_means_looking_again(tmp_path):
+    path = tmp_path / "arena-looks.json"
+    url = "https://192.0.2.10:7860/"
+    for text in ("{not json", "[1, 2]", json.dumps({url: {"key": "k", "models": "x"}})):
+        path.write_text(text, encoding="utf-8")
+        assert remembered(str(path), url, "k") is None
+    remember(str(path), url, "k", ["m"])
+    assert remembered(str(path), url, "k")["models"] == ["m"]

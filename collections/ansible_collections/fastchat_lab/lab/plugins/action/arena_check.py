@@ -14,6 +14,9 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.arena import (
     check_arena,
     find_browser,
+    memory_file,
+    remember,
+    remembered,
 )
 
 ARGUMENT_SPEC = {
@@ -26,6 +29,7 @@ ARGUMENT_SPEC = {
     "login_user": {"type": "str"},
     "login_password": {"type": "str", "no_log": True},
     "ca_file": {"type": "path"},
+    "unchanged_key": {"type": "str", "no_log": False},
 }
 
 
@@ -40,6 +44,17 @@ class ActionModule(ActionBase):
         del tmp
         result["changed"] = False
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        key = args["unchanged_key"]
+        if key:
+            last = remembered(memory_file(), args["url"], key)
+            missing = [m for m in args["expect"] if last and m not in last["models"]]
+            if last and not missing:
+                result.update(status="offered", models=last["models"], missing=[], error="",
+                              screenshot="", looked=False,
+                              msg="The arena offers %s (seen at %s; the web UI process, its "
+                                  "models and its login are the same since)." % (
+                                      ", ".join(last["models"]), last["at"]))
+                return result
         browser = args["browser"] or find_browser()
         if not browser:
             result.update(status="no-browser", models=[], missing=list(args["expect"]),
@@ -54,7 +69,10 @@ class ActionModule(ActionBase):
                                          args["timeout"], browser, login=login,
                                          ca_file=args["ca_file"])
         result.update(status=status, models=report["models"], missing=report["missing"],
-                      error=report["error"], screenshot=args["dest"] or "")
+                      error=report["error"], screenshot=args["dest"] or "", looked=True)
+        if key and not self._task.check_mode:
+            remember(memory_file(), args["url"], key,
+                     report["models"] if status == "offered" else None)
         result["msg"] = {
             "offered": "The arena offers %s." % ", ".join(report["models"]),
             "missing": "The arena does not offer %s (it offers %s)." % (

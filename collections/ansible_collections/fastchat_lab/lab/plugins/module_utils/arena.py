@@ -252,3 +252,47 @@ def check_arena(url, png=None, html=None, expect=(), tab="Arena (side-by-side)",
     offered = set(state.get("options", []))
     return status, {"models": sorted(offered), "error": error,
                     "missing": [m for m in expect if m not in offered]}
+
+
+def memory_file():
+    """Where the control node keeps the looks that passed (one JSON file per user)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "fastchat-lab", "arena-looks.json")
+
+
+def _read_memory(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def remembered(path, url, key):
+    """The models of the last look at ``url`` that passed under the same ``key``, or None.
+
+    An empty key never matches: without it nothing proves that the page is unchanged."""
+    entry = _read_memory(path).get(url)
+    if (not key or not isinstance(entry, dict) or entry.get("key") != key
+            or not isinstance(entry.get("models"), list)):
+        return None
+    return entry
+
+
+def remember(path, url, key, models, now=None):
+    """Record a look at ``url`` that passed (``models``), or forget it when ``models`` is
+    None (a look that failed must be repeated next time). Written atomically, 0600."""
+    data = _read_memory(path)
+    if models is None or not key:
+        if data.pop(url, None) is None:
+            return
+    else:
+        data[url] = {"key": key, "models": list(models),
+                     "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+    os.replace(tmp, path)

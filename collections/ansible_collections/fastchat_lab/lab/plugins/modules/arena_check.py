@@ -49,6 +49,15 @@ options:
   ca_file:
     description: The lab CA (on the control node) that an https page's certificate must verify against.
     type: path
+  unchanged_key:
+    description:
+      - What the page shows, as one string (playbooks/verify.yml gives the web UI container's
+        id and start time, the expected models and the login's name). When the last look at
+        I(url) that offered every model had the same key, it is reused and Chromium is not
+        started (C(looked) false). A look that offers every model is remembered under the
+        key (in C($XDG_CACHE_HOME/fastchat-lab/arena-looks.json), default C(~/.cache)); one
+        that does not is forgotten. Unset, the page is always looked at.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -88,4 +97,8 @@ screenshot:
   description: Path of the screenshot (I(dest)), empty when none was kept.
   type: str
   returned: when a browser ran
+looked:
+  description: Whether a browser looked now (false when an earlier look was reused, I(unchanged_key)).
+  type: bool
+  returned: when a browser ran or a look was reused
 """

@@ -74,12 +74,20 @@ failures:
   returned: always
   type: list
   elements: dict
+web_ui_instance:
+  description:
+    - The running web UI container on this host as C(<id> <start time>) (empty when there is
+      none or Docker cannot be asked); a restart or a new container changes it.
+  returned: always
+  type: str
 table:
   description: What runs where (model, host, GPUs, worker URL), as lines.
   returned: always
   type: list
   elements: str
 """
+
+import json
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -103,7 +111,26 @@ def main():
         params["plan"], keys=[k["key"] for k in params["api_keys"]],
         users=[(u["name"], u["password"]) for u in params["web_ui_users"]],
         ca_file=params["ca_file"], retries=params["retries"], timeout=params["timeout"])
-    module.exit_json(changed=False, **report)
+    module.exit_json(changed=False, web_ui_instance=web_ui_instance(module), **report)
+
+
+def web_ui_instance(module):
+    """``<id> <StartedAt>`` of the running web-ui service's container, or ""."""
+    docker = module.get_bin_path("docker")
+    if not docker:
+        return ""
+    rc, out, _err = module.run_command([docker, "ps", "-q", "--no-trunc", "--filter",
+                                        "label=fastchat-lab.service=web-ui", "--filter",
+                                        "status=running"])
+    ids = out.split()
+    if rc != 0 or len(ids) != 1:
+        return ""
+    rc, out, _err = module.run_command([docker, "inspect", "--type", "container", ids[0]])
+    try:
+        started = json.loads(out)[0]["State"]["StartedAt"] if rc == 0 else ""
+    except (ValueError, LookupError, TypeError):
+        started = ""
+    return "%s %s" % (ids[0], started) if started else ""
 
 
 if __name__ == "__main__":
