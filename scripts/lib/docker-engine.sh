@@ -62,7 +62,9 @@ ensure_docker_running() {
     if ! pgrep -x dockerd >/dev/null 2>&1; then
       rm -f /var/run/docker.pid /var/run/docker.sock
       log "Starting dockerd (log: $FASTCHAT_LAB_DOCKERD_LOG)."
-      nohup dockerd >>"$FASTCHAT_LAB_DOCKERD_LOG" 2>&1 &
+      # Without scripts/test's Molecule lock (fd 9): a dockerd that inherited it would
+      # hold it for as long as it runs, and every later scripts/test would wait for it.
+      nohup dockerd >>"$FASTCHAT_LAB_DOCKERD_LOG" 2>&1 </dev/null 9>&- &
     fi
   fi
   local i
