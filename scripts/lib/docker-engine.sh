@@ -46,32 +46,43 @@ ensure_unit_test_tools() {
     ensure_debian_packages rsync "the transfer helper's tests" rsync
 }
 
+# Run dockerd ourselves (no init system: a container, a CI sandbox) unless one runs.
+start_dockerd() {
+  if pgrep -x dockerd >/dev/null 2>&1; then
+    return 0
+  fi
+  # A socket left by a dockerd that was killed would make it refuse to start.
+  rm -f /var/run/docker.pid /var/run/docker.sock
+  log "Starting dockerd (log: $FASTCHAT_LAB_DOCKERD_LOG)."
+  # Without scripts/test's Molecule lock (fd 9): a dockerd that inherited it would
+  # hold it for as long as it runs, and every later scripts/test would wait for it.
+  nohup dockerd >>"$FASTCHAT_LAB_DOCKERD_LOG" 2>&1 </dev/null 9>&- &
+}
+
 # Start dockerd when nothing answers on the socket, then wait for it.
 ensure_docker_running() {
   ensure_docker_installed
   if docker info >/dev/null 2>&1; then
     return 0
   fi
+  local own=""
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     log "Starting the docker service."
     systemctl start docker || true
   fi
   if ! docker info >/dev/null 2>&1; then
-    # No init system (a container, a CI sandbox): run dockerd ourselves.
-    # A socket left by a dockerd that was killed would make it refuse to start.
-    if ! pgrep -x dockerd >/dev/null 2>&1; then
-      rm -f /var/run/docker.pid /var/run/docker.sock
-      log "Starting dockerd (log: $FASTCHAT_LAB_DOCKERD_LOG)."
-      # Without scripts/test's Molecule lock (fd 9): a dockerd that inherited it would
-      # hold it for as long as it runs, and every later scripts/test would wait for it.
-      nohup dockerd >>"$FASTCHAT_LAB_DOCKERD_LOG" 2>&1 </dev/null 9>&- &
-    fi
+    own=1
+    start_dockerd
   fi
   local i
   for i in $(seq 1 60); do
     if docker info >/dev/null 2>&1; then
       log "Docker engine $(docker info --format '{{.ServerVersion}}') is running."
       return 0
+    fi
+    # A dockerd that was still exiting when we looked has gone since: start one now.
+    if [ -n "$own" ]; then
+      start_dockerd
     fi
     sleep 1
   done
