@@ -431,10 +431,23 @@ def test_anonymous_battles_voted_in_a_browser_make_the_leaderboard():
                 box.press("Enter")
                 button = page.get_by_role("button", name=re.compile(re.escape(vote) + "$"))
                 expect(button.first).to_be_enabled(timeout=180000)
-                button.first.click()
-                # The vote reveals both models' names.
-                expect(page.get_by_text(re.compile("Model A: tiny-")).first).to_be_visible(
-                    timeout=60000)
+                # The buttons come on with the answers' last step; gradio may still be
+                # finishing that event, and a click then can be dropped (seen once in 24
+                # votes). Wait for its "generating" marker to go, then vote; click again
+                # only while the vote button is still enabled (a vote that was taken
+                # disables it, so nothing is counted twice).
+                expect(page.locator(".generating")).to_have_count(0, timeout=60000)
+                revealed = page.get_by_text(re.compile("Model A: tiny-")).first
+                for attempt in range(3):
+                    if button.first.is_enabled():
+                        button.first.click()
+                    try:
+                        # The vote reveals both models' names.
+                        expect(revealed).to_be_visible(timeout=20000)
+                        break
+                    except AssertionError:
+                        if attempt == 2:
+                            raise
                 # FastChat's vote handler shows the names in five steps 0.1 s apart (a
                 # generator): a New Round clicked before its last step is overwritten by
                 # it and the names stay (New Round is disabled then). Wait for gradio's
