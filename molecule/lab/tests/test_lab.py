@@ -23,6 +23,7 @@ The tests run in this order (pytest keeps a module's order) and share the lab.
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -421,6 +422,8 @@ def test_anonymous_battles_voted_in_a_browser_make_the_leaderboard():
 
     before = snapshot(["fcl-lab-head"])
     out_dir = os.path.join(OUTPUT, "leaderboard")
+    # A leaderboard (and its log backup) left by an earlier run of this test is not this one's.
+    shutil.rmtree(out_dir, ignore_errors=True)
     with sync_playwright() as playwright:
         browser, page = browser_page(playwright)
         try:
