@@ -47,8 +47,7 @@ class ActionModule(ActionBase):
         key = args["unchanged_key"]
         if key:
             last = remembered(memory_file(), args["url"], key)
-            missing = [m for m in args["expect"] if last and m not in last["models"]]
-            if last and not missing:
+            if last and set(args["expect"]) <= set(last["models"]):
                 result.update(status="offered", models=last["models"], missing=[], error="",
                               screenshot="", looked=False,
                               msg="The arena offers %s (seen at %s; the web UI process, its "

@@ -270,7 +270,7 @@ def _read_memory(path):
 
 
 def remembered(path, url, key):
-    """The models of the last look at ``url`` that passed under the same ``key``, or None.
+    """The last look at ``url`` that passed under the same ``key`` ({key, models, at}), or None.
 
     An empty key never matches: without it nothing proves that the page is unchanged."""
     entry = _read_memory(path).get(url)

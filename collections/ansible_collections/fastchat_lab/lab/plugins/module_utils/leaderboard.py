@@ -224,7 +224,7 @@ def _warnings(counts: PairCounts, ranked: list[int], anchor_model: str | None,
     """Things a reader of the ratings should know (disconnected battles, a missing anchor,
     models voted on that the caller's ``meta["models"]`` does not describe)."""
     warnings = []
-    unknown = [m for m in counts.models if known is not None and m not in known]
+    unknown = [] if known is None else [m for m in counts.models if m not in known]
     if unknown:
         warnings.append("Voted on but not in the lab's plan now (removed or renamed since?): "
                         "%s; what was compared is unknown for them." % ", ".join(unknown))
