@@ -497,21 +497,18 @@ def test_anonymous_battles_voted_in_a_browser_make_the_leaderboard():
         browser, page = browser_page(playwright)
         try:
             page.get_by_role("tab", name="Leaderboard").click()
-            table = page.locator("table:visible").first
-            # gradio sizes the rows of a table built in a tab hidden at load as if it had
-            # room for one (seen: only the top row drawn, the rest present but unrendered):
-            # the drawn table shows the top-ranked model, and the table the page was given
-            # (gradio's /config, read from inside the logged-in page) holds every model.
-            top = min(ranked.values(), key=lambda m: m["rank"])["model"]
-            expect(table).to_contain_text(top, timeout=60000)
-            config = page.evaluate(
-                "() => fetch('/config', {credentials: 'include'}).then(r => r.json())")
-            tables = [json.dumps(c.get("props", {}).get("value"), ensure_ascii=False)
-                      for c in config["components"] if c.get("type") == "dataframe"]
-            arena = [t for t in tables if "Arena Elo" in t]
-            assert arena, tables
-            for name in ranked:
-                assert any(name in t for t in arena), (name, arena)
+            # A gradio Dataframe holds two tables: an invisible one (opacity 0) that
+            # measures the columns with the first row only, and the one it draws (in
+            # svelte-virtual-table-viewport). Read the drawn one, row by row.
+            drawn = page.locator(
+                "#arena_leaderboard_dataframe svelte-virtual-table-viewport table tbody tr")
+            # FastChat's arena table lists the ranked models, best first.
+            by_rank = sorted((m for m in ranked.values() if m["rank"] is not None),
+                             key=lambda m: m["rank"])
+            expect(drawn).to_have_count(len(by_rank), timeout=60000)
+            rows = [row.inner_text() for row in drawn.all()]
+            for row, model in zip(rows, by_rank):
+                assert model["model"] in row, (model, rows)
             page.screenshot(path=os.path.join(OUTPUT, "leaderboard-tab.png"), full_page=True)
             text = page.content()
         finally:
