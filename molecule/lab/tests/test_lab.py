@@ -34,7 +34,8 @@ import pytest
 testinfra_hosts = ["fcl-lab-head", "fcl-lab-gpu1"]
 API_KEY = "fcl-lab-key-27182818"
 LOGIN = ("tester", "fcl-lab-pass-31415")
-SECRETS = (API_KEY, LOGIN[1])
+HUB_TOKEN = "fcl-secret-token-4711"
+SECRETS = (API_KEY, LOGIN[1], HUB_TOKEN)
 CA = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"),
                   "fastchat-lab-ca", "ca.crt")
 PUBLIC_ARENA = ("200K+", "lmsys", "LMSYS", "Bard is offered", "CC-BY", "discord", "Discord",

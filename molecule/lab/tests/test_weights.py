@@ -1,13 +1,14 @@
-"""Verify the model weights: on both hosts that need them, verified, with one fetch
-from the hub per model (counted by the git wrapper on the head, the only host that
-can reach the hub), an interrupted download resumed without its finished object,
-and the hub token nowhere on disk."""
+"""The model weights in the lab: on the hosts that need them, verified, with one fetch
+from the hub per model (counted by the git wrapper on the head, the only host that can
+reach the hub, over converge, idempotence and the join), an interrupted download
+resumed without its finished object, and the hub token nowhere on disk.
+(Was the fastchat scenario, which fetched the same weights on a lab of its own.)"""
 
 import json
 
 import pytest
 
-testinfra_hosts = ["fcl-fc-head"]
+testinfra_hosts = ["fcl-lab-head"]
 MODELS = "/srv/fastchat-lab/models"
 TOKEN = "fcl-secret-token-4711"
 
@@ -17,8 +18,8 @@ def marker(host, model):
 
 
 @pytest.mark.parametrize("name,models", [
-    ("fcl-fc-head", ["tiny-chat", "tiny-remote"]),
-    ("fcl-fc-worker", ["tiny-chat", "tiny-remote"]),
+    ("fcl-lab-head", ["tiny-chat", "tiny-remote"]),
+    ("fcl-lab-gpu1", ["tiny-chat", "tiny-remote"]),
 ])
 def test_weights_are_where_the_plan_needs_them(host, name, models):
     target = host.get_host("docker://" + name)
@@ -33,21 +34,29 @@ def test_weights_are_where_the_plan_needs_them(host, name, models):
 
 
 def test_the_worker_host_has_no_way_to_the_hub(host):
-    worker = host.get_host("docker://fcl-fc-worker")
+    worker = host.get_host("docker://fcl-lab-gpu1")
     assert not worker.file("/fixtures").exists and not worker.file("/srv/hub").exists
     assert not worker.file("%s/tiny-chat/.git" % MODELS).exists
 
 
 def test_each_model_was_fetched_from_the_hub_once(host):
-    log = host.file("/var/log/fcl-upstream-git.log").content_string.splitlines()
-    # tiny-chat: its commit once, its LFS objects once, over converge and idempotence.
+    # The wrapper logs "DIRECTORY ARGS..." of each fetch (prepare.yml).
+    log = [line.split(" ", 1) for line in
+           host.file("/var/log/fcl-upstream-git.log").content_string.splitlines()]
     chat_rev = host.file("/fixtures/tiny-chat.rev").content_string.strip()
     remote_rev = host.file("/fixtures/tiny-remote.rev").content_string.strip()
-    assert len([l for l in log if l.startswith("fetch ") and chat_rev in l]) == 1, log
-    assert len([l for l in log if l.startswith("lfs fetch") and chat_rev in l]) == 1, log
+
+    def fetches(model, kind, rev):
+        return [args for cwd, args in log
+                if cwd == "%s/%s" % (MODELS, model) and args.startswith(kind) and rev in args]
+
+    # tiny-chat: its commit once, its LFS objects once, over converge, idempotence and
+    # the join (tiny-joined, the same weights under another name, has a cache of its own).
+    assert len(fetches("tiny-chat", "fetch ", chat_rev)) == 1, log
+    assert len(fetches("tiny-chat", "lfs fetch", chat_rev)) == 1, log
     # tiny-remote had its commit already (interrupted download): no git fetch again.
-    assert not [l for l in log if l.startswith("fetch ") and remote_rev in l], log
-    assert len([l for l in log if l.startswith("lfs fetch") and remote_rev in l]) == 1, log
+    assert not fetches("tiny-remote", "fetch ", remote_rev), log
+    assert len(fetches("tiny-remote", "lfs fetch", remote_rev)) == 1, log
 
 
 def test_the_interrupted_download_resumed_without_its_finished_object(host):
@@ -59,7 +68,7 @@ def test_the_interrupted_download_resumed_without_its_finished_object(host):
 
 
 def test_the_hub_token_is_nowhere_on_disk(host):
-    for name in ("fcl-fc-head", "fcl-fc-worker"):
+    for name in ("fcl-lab-head", "fcl-lab-gpu1", "fcl-lab-gpu2"):
         target = host.get_host("docker://" + name)
         found = target.run("grep -rl %s %s /root/.gitconfig /etc/gitconfig /run/fastchat-lab /var/log"
                            % (TOKEN, MODELS))

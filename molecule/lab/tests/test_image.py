@@ -1,13 +1,18 @@
-"""Verify the FastChat image on the test hosts: built once, loaded where the plan
-needs it, trusting the extra CA, every service importable, and a streaming chat
-completion through the OpenAI API server from a worker serving the tiny model."""
+"""The FastChat image in the lab: built once on the head, loaded where the plan needs it
+(fcl-lab-gpu1 only loaded it), trusting the extra CA, every service importable, the
+remote-code model loading in it, and a streaming chat completion through the lab's API.
+(Was the fastchat scenario, which built the same image on a lab of its own.)"""
 
 import json
-import time
+import os
+import subprocess
 
 import pytest
 
-testinfra_hosts = ["fcl-fc-head"]
+testinfra_hosts = ["fcl-lab-head"]
+API_KEY = "fcl-lab-key-27182818"
+CA = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"),
+                  "fastchat-lab-ca", "ca.crt")
 IMAGE_REPO = "fastchat-lab/fastchat"
 
 
@@ -23,7 +28,12 @@ def image(host):
     return tags[0]
 
 
-@pytest.mark.parametrize("name", ["fcl-fc-head", "fcl-fc-worker"])
+def docker(*args):
+    return subprocess.run(["docker", *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.mark.parametrize("name", ["fcl-lab-head", "fcl-lab-gpu1"])
 def test_both_hosts_have_the_same_single_cpu_image(host, name):
     other = host.get_host("docker://" + name)
     tags = image_tags(other)
@@ -37,7 +47,7 @@ def test_both_hosts_have_the_same_single_cpu_image(host, name):
 
 def test_the_worker_host_only_loaded_the_image(host):
     # It never built anything: no clone, no build context, no base image.
-    worker = host.get_host("docker://fcl-fc-worker")
+    worker = host.get_host("docker://fcl-lab-gpu1")
     assert not worker.file("/var/lib/fastchat-lab/image/src").exists
     assert worker.run("docker image inspect fastchat-lab/rootfs:bookworm").rc != 0
 
@@ -71,7 +81,7 @@ def test_every_service_module_imports(host, image):
 
 
 def test_remote_code_model_loads_and_generates(host, image):
-    worker = host.get_host("docker://fcl-fc-worker")
+    worker = host.get_host("docker://fcl-lab-gpu1")
     out = worker.check_output(
         "docker run --rm -v /srv/fastchat-lab/models/tiny-remote:/models/tiny-remote:ro %s python3 -c "
         "\"from transformers import AutoModelForCausalLM, AutoTokenizer;"
@@ -83,46 +93,31 @@ def test_remote_code_model_loads_and_generates(host, image):
     assert name == "TinyRemoteForCausalLM" and int(length) > 2
 
 
-def test_streaming_chat_completion_through_the_api_server(host, image):
-    models = "/srv/fastchat-lab/models"
-    run = "docker run -d --network host --name {name} -v %s:/models:ro %s python3 -m " % (models, image)
-    names = ["fcl-controller", "fcl-worker", "fcl-api"]
-    host.run("docker rm -f %s" % " ".join(names))
-    try:
-        host.check_output(run.format(name="fcl-controller")
-                          + "fastchat.serve.controller --host 127.0.0.1 --port 21001")
-        time.sleep(3)
-        host.check_output(run.format(name="fcl-worker")
-                          + "fastchat.serve.model_worker --host 127.0.0.1 --port 21002"
-                          " --worker-address http://127.0.0.1:21002 --controller-address http://127.0.0.1:21001"
-                          " --model-path /models/tiny-chat --model-names tiny-chat --device cpu"
-                          " --conv-template vicuna_v1.1")
-        host.check_output(run.format(name="fcl-api")
-                          + "fastchat.serve.openai_api_server --host 127.0.0.1 --port 8000"
-                          " --controller-address http://127.0.0.1:21001")
-        deadline = time.time() + 120
-        listed = ""
-        while time.time() < deadline:
-            listed = host.run("curl -fsS http://127.0.0.1:8000/v1/models").stdout
-            if "tiny-chat" in listed:
-                break
-            time.sleep(2)
-        assert "tiny-chat" in listed, host.run("docker logs --tail 30 fcl-worker").stderr
-        body = json.dumps({"model": "tiny-chat", "stream": True, "max_tokens": 8,
-                           "messages": [{"role": "user", "content": "hello world"}]})
-        out = host.check_output(
-            "curl -fsS -N -H 'Content-Type: application/json' -d '%s'"
-            " http://127.0.0.1:8000/v1/chat/completions" % body)
-        events = [line[len("data: "):] for line in out.splitlines() if line.startswith("data: ")]
-        assert events and events[-1] == "[DONE]", out
-        chunks = [json.loads(e) for e in events[:-1]]
-        assert len(chunks) >= 2, out
-        assert all(c["id"].startswith("chatcmpl-") and c["model"] == "tiny-chat" for c in chunks), out
-        assert chunks[0]["choices"][0]["delta"].get("role") == "assistant"
-        assert any(c["choices"][0]["delta"].get("content") for c in chunks), out
-        assert chunks[-1]["choices"][0]["finish_reason"] == "length", out
-        assert "error_code" not in out
-        logs = host.run("docker logs fcl-api 2>&1").stdout
-        assert "Traceback" not in logs, logs[-2000:]
-    finally:
-        host.run("docker rm -f %s" % " ".join(names))
+def test_streaming_chat_completion_through_the_api_server():
+    # Through the lab's own OpenAI API (the proxy, with the key), as a client streams.
+    import ssl
+    import urllib.request
+    head = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                  "fcl-lab-head").strip()
+    body = json.dumps({"model": "tiny-chat", "stream": True, "max_tokens": 8,
+                       "messages": [{"role": "user", "content": "hello world"}]}).encode()
+    req = urllib.request.Request("https://%s:8000/v1/chat/completions" % head, data=body,
+                                 headers={"Authorization": "Bearer " + API_KEY,
+                                          "Content-Type": "application/json"})
+    context = ssl.create_default_context(cafile=CA)
+    with urllib.request.urlopen(req, timeout=120, context=context) as resp:
+        assert resp.status == 200
+        out = resp.read().decode()
+    events = [line[len("data: "):] for line in out.splitlines() if line.startswith("data: ")]
+    assert events and events[-1] == "[DONE]", out
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert len(chunks) >= 2, out
+    assert all(c["id"].startswith("chatcmpl-") and c["model"] == "tiny-chat" for c in chunks), out
+    assert chunks[0]["choices"][0]["delta"].get("role") == "assistant"
+    assert any(c["choices"][0]["delta"].get("content") for c in chunks), out
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length", out
+    assert "error_code" not in out
+    logs = subprocess.run(["docker", "exec", "fcl-lab-head", "sh", "-c",
+                           "docker logs $(docker ps -q --filter label=fastchat-lab.service=openai-api) 2>&1"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "Traceback" not in logs, logs[-2000:]
