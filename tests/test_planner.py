@@ -392,6 +392,13 @@ INVALID = {
     "two_heads": (
         lambda hosts, groups: (hosts.update(h2={}), groups.update(fastchat_head=["gpu01", "h2"])),
         ["all: groups.fastchat_head: 2 head hosts (gpu01, h2)", "Fix: put exactly one host"]),
+    "group_member_not_a_name": (
+        lambda hosts, groups: groups["gpu_hosts"].append({"index": 0}),
+        ["all: groups.gpu_hosts: {'index': 0} is not a host name", "Fix: list only inventory"]),
+    "group_not_a_list": (
+        lambda hosts, groups: groups.update(fastchat_head="gpu01"),
+        ["all: groups.fastchat_head: a list of host names is expected, not str",
+         "all: groups.fastchat_head: no head host"]),
     "worker_host_not_in_gpu_hosts": (
         lambda hosts, groups: hosts.update(stray={"fastchat_workers": [
             {"model": "Qwen-7B-Chat", "gpus": [0]}]}),

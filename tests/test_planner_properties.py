@@ -163,7 +163,10 @@ HOSTILE_VALUES = st.one_of(
                      ["千问"], "24GB", "22GiB", "24", "nanGB", "infGiB", "1e3GB", "hf", "vllm",
                      "cpu", "cuda", [0, 0], [1, 2], [], 8000, 7860, 21001, 21002, 65535, 65536,
                      "org/../x", "ssh://x/y", "file:///srv/hub/x", "http:///x", "9.0", "6.1",
-                     "515.105.01", "550.54.15", [{"index": 0}], {"7": 1}]))
+                     "515.105.01", "550.54.15", [{"index": 0}], {"7": 1}]),
+    # A fresh copy each time: a later edit of the case must not change the shared samples
+    # (it made the strategy itself flaky: a GPU spec lost its compute_capability).
+).map(copy.deepcopy)
 
 
 @st.composite

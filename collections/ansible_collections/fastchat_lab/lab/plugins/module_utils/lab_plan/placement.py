@@ -32,8 +32,8 @@ def build_plan(hosts, groups, catalogue, settings, templates=None):
     groups = groups if isinstance(groups, dict) else {}
     cfg = read_settings(settings, problems)
     models, model_names = read_catalogue(catalogue, templates, problems)
-    heads = _group(groups, HEAD_GROUP)
-    gpu_hosts = _group(groups, GPU_GROUP)
+    heads = _group(groups, HEAD_GROUP, problems)
+    gpu_hosts = _group(groups, GPU_GROUP, problems)
     if not heads:
         problems.add("all", "groups.%s" % HEAD_GROUP, "no head host", "put exactly one host in "
                      "the %s group (it runs the controller, API server and web UI)" % HEAD_GROUP)
@@ -121,11 +121,21 @@ def build_plan(hosts, groups, catalogue, settings, templates=None):
     }
 
 
-def _group(groups, name):
+def _group(groups, name, problems):
+    """The group's host names; anything else in it is a problem named by the group."""
     members = groups.get(name) or []
     if not isinstance(members, (list, tuple)):
+        problems.add("all", "groups.%s" % name, "a list of host names is expected, not %s"
+                     % type(members).__name__, "list the group's hosts in the inventory")
         return []
-    return list(dict.fromkeys(str(m) for m in members))
+    names = []
+    for member in members:
+        if isinstance(member, str) and member.strip():
+            names.append(member)
+        else:
+            problems.add("all", "groups.%s" % name, "%r is not a host name" % (member,),
+                         "list only inventory host names in the group")
+    return list(dict.fromkeys(names))
 
 
 def _url(address, port, tls=False):
