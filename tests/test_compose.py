@@ -282,3 +282,44 @@ def test_workers_beat_often_enough_to_come_back_after_a_controller_restart():
         assert env["FASTCHAT_WORKER_HEART_BEAT_INTERVAL"] == "5", name
         assert env["FASTCHAT_CONTROLLER_HEART_BEAT_EXPIRATION"] == "20", name
     assert "FASTCHAT_WORKER_HEART_BEAT_INTERVAL" not in svcs["web-ui"]["environment"]
+
+
+@pytest.mark.parametrize("api, quick", [("1.45", True), ("1.44", True), ("2.0", True),
+                                        ("1.43", False), ("1.41", False), (None, False),
+                                        ("", False), ("garbage", False)])
+def test_starting_services_are_checked_every_second_where_the_engine_can(api, quick):
+    # Docker Engine 25 (API 1.44) takes start_interval; older engines refuse the key, and an
+    # unknown engine (check mode on a new host) gets the file every engine takes.
+    svcs = render_compose(plan_of(*reference_lab()), "gpu01",
+                          {"images": IMAGES, "docker_api_version": api})["services"]
+    assert len(svcs) >= 4
+    for name, svc in svcs.items():
+        health = svc["healthcheck"]
+        assert health["interval"] == "15s", name
+        if quick:
+            assert health["start_interval"] == "1s", name
+        else:
+            assert "start_interval" not in health, name
+
+
+def test_container_states_read_health_from_docker_ps():
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.compose import container_states
+
+    ps = "\n".join([
+        "controller\trunning\tUp 3 minutes (healthy)",
+        "web-ui\trunning\tUp 2 seconds (health: starting)",
+        "openai-api\trunning\tUp 1 minute (unhealthy)",
+        "tiny-chat\texited\tExited (1) 5 seconds ago",
+        "plain\trunning\tUp 4 hours",
+        # a service with two containers: the worse counts
+        "twice\trunning\tUp 3 minutes (healthy)",
+        "twice\tcreated\tCreated",
+        # not a compose container, and garbage
+        "\trunning\tUp 1 minute",
+        "garbage",
+        "",
+    ])
+    assert container_states(ps) == {"controller": "healthy", "web-ui": "starting",
+                                    "openai-api": "unhealthy", "tiny-chat": "exited",
+                                    "plain": "running", "twice": "created"}
+    assert container_states("") == {} and container_states(None) == {}

@@ -3,6 +3,9 @@
 # Apache License 2.0
 """Which apt packages a host lacks, from one dpkg-query probe: the roles install only then.
 
+The logic lives in module_utils/packages.py, which the host_probe module runs on the
+host (most roles probe with it); these filters serve tasks that read a probe themselves.
+
 A re-run of the lab used to run every apt task (each loads apt's cache, 1-4 s a task per
 host, and refreshes the lists when they are older than an hour, minutes on a slow
 mirror). The roles probe first, in one task that changes nothing:
@@ -18,8 +21,6 @@ mirror). The roles probe first, in one task that changes nothing:
 and run apt (and refresh its lists) only when
 ``probe.stdout | fastchat_lab.lab.missing_packages(wanted)`` is not empty.
 """
-
-import fnmatch
 
 DOCUMENTATION = r"""
 name: missing_packages
@@ -43,49 +44,13 @@ options:
     required: true
 """
 
-# The probe's output format (dpkg-query -f), one line per known package.
-DPKG_FORMAT = "${Package}\t${Version}\t${db:Status-Abbrev}\n"
-
-
-def installed_packages(probe):
-    """{name: version} of the packages the probe shows fully installed ("ii")."""
-    found = {}
-    for line in (probe or "").splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 3 and parts[2].startswith("ii"):
-            found[parts[0].split(":", 1)[0]] = parts[1]
-    return found
-
-
-def missing_packages(probe, wanted):
-    if isinstance(wanted, str):
-        wanted = [wanted]
-    have = installed_packages(probe)
-    missing = []
-    for spec in wanted:
-        name, _, version = str(spec).partition("=")
-        installed = have.get(name.split(":", 1)[0])
-        if installed is None or (version and not fnmatch.fnmatchcase(installed, version)):
-            missing.append(spec)
-    return missing
-
-
-def package_names(wanted):
-    """The bare names of apt specs (what dpkg-query is asked about)."""
-    if isinstance(wanted, str):
-        wanted = [wanted]
-    return [str(spec).partition("=")[0].split(":", 1)[0] for spec in wanted]
-
-
-def dpkg_query_argv(wanted):
-    """The probe's command line (an argv list: the names are data, never shell code)."""
-    names = package_names(wanted)
-    for name in names:
-        # Debian policy's package names; anything else never reaches the command line.
-        if not name or not all(c.isalnum() and c.islower() or c.isdigit() or c in "+-." for c in name) \
-                or not name[0].isalnum():
-            raise ValueError("not a Debian package name: %r" % name)
-    return ["dpkg-query", "-W", "-f", DPKG_FORMAT.replace("\t", "\\t").replace("\n", "\\n"), "--"] + names
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.packages import (  # noqa: F401
+    DPKG_FORMAT,
+    dpkg_query_argv,
+    installed_packages,
+    missing_packages,
+    package_names,
+)
 
 
 class FilterModule:

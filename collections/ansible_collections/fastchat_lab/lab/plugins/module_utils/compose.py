@@ -44,9 +44,26 @@ DEFAULT_OPTIONS = {
     # {host name: IPv4 address} of lab hosts addressed by name, as the host resolves
     # them: containers do not read the host's /etc/hosts (nor always its resolver).
     "extra_hosts": {},
+    # The Docker Engine API version of the host ("1.45"); from 1.44 (Engine 25) a
+    # starting service is checked every HEALTH_START_INTERVAL instead of every interval.
+    "docker_api_version": None,
 }
 
 HEALTH = {"interval": "15s", "timeout": "10s", "retries": 4}
+# While a service starts, Docker (Engine 25+, API 1.44) checks it this often, so `compose up
+# --wait` returns about a second after the service answers instead of at the first
+# 15-second interval (a changed worker took 17 s to count as healthy, 3 s to answer).
+# After the start it is checked every interval again. Older engines refuse the key
+# ("can't set healthcheck.start_interval"): it is left out for them.
+HEALTH_START_INTERVAL = "1s"
+START_INTERVAL_API = (1, 44)
+
+
+def _api_at_least(version, wanted):
+    try:
+        return tuple(int(part) for part in str(version).split(".")[:2]) >= wanted
+    except ValueError:
+        return False
 # FastChat's heartbeats (fastchat/constants.py): a worker beats every 5 s instead of 45, so
 # one that its controller forgot (a controller restart, a head reboot) registers again
 # within seconds, by itself; the controller drops a worker silent for 20 s instead of 90.
@@ -64,11 +81,14 @@ def _bind(source, target):
             "bind": {"create_host_path": False}}
 
 
-def _health(url, method="GET", start_period=30, api_key=False):
+def _health(url, method="GET", start_period=30, api_key=False, start_interval=False):
     test = ["CMD", "python3", LAUNCHER, "health", url, method]
     if api_key:
         test.append("--api-key")
-    return dict(HEALTH, test=test, start_period="%ds" % start_period)
+    out = dict(HEALTH, test=test, start_period="%ds" % start_period)
+    if start_interval:
+        out["start_interval"] = HEALTH_START_INTERVAL
+    return out
 
 
 def _published(svc):
@@ -98,6 +118,8 @@ def render_compose(plan, host, options=None):
     launcher_mount = _bind(opts["launcher"], LAUNCHER)
     services = {}
     controller_here = [s["name"] for s in host_plan["services"] if s["kind"] == "controller"]
+    quick = opts["docker_api_version"] is not None and _api_at_least(opts["docker_api_version"],
+                                                                    START_INTERVAL_API)
 
     for svc in host_plan["services"]:
         port = svc["port"]
@@ -118,7 +140,8 @@ def render_compose(plan, host, options=None):
             # IPv4 only: Docker forwards IPv4 through DOCKER-USER, where the lab_firewall
             # role keeps this port to the lab's hosts; IPv6 would go through docker-proxy.
             out["ports"] = ["0.0.0.0:%d:%d" % (port, port)]
-            out["healthcheck"] = _health("http://127.0.0.1:%d/test_connection" % port)
+            out["healthcheck"] = _health("http://127.0.0.1:%d/test_connection" % port,
+                                         start_interval=quick)
         elif svc["kind"] == "openai_api":
             out["ports"] = [_published(svc)]
             command += ["--wait-for", controller_url]
@@ -127,7 +150,8 @@ def render_compose(plan, host, options=None):
                 out["volumes"].append(_bind(opts["api_keys_file"], API_KEYS_FILE))
                 out["environment"]["FASTCHAT_LAB_API_KEYS_FILE"] = API_KEYS_FILE
             out["healthcheck"] = _health("http://127.0.0.1:%d/v1/models" % port,
-                                         api_key=bool(opts["api_keys_file"]))
+                                         api_key=bool(opts["api_keys_file"]),
+                                         start_interval=quick)
         elif svc["kind"] == "web_ui":
             out["ports"] = [_published(svc)]
             command += ["--wait-for", controller_url]
@@ -140,7 +164,8 @@ def render_compose(plan, host, options=None):
             if opts["web_ui_dir"]:
                 out["volumes"].append(_bind(opts["web_ui_dir"], WEB_UI_DIR))
                 out["environment"]["FASTCHAT_LAB_WEB_UI_DIR"] = WEB_UI_DIR
-            out["healthcheck"] = _health("http://127.0.0.1:%d/" % port, start_period=60)
+            out["healthcheck"] = _health("http://127.0.0.1:%d/" % port, start_period=60,
+                                         start_interval=quick)
         else:
             out["labels"]["fastchat-lab.model"] = svc["model"]
             out["ports"] = ["0.0.0.0:%d:%d" % (port, port)]  # IPv4 only, as the controller
@@ -150,7 +175,8 @@ def render_compose(plan, host, options=None):
                                         svc["model_path"]))
             out["healthcheck"] = _health("http://127.0.0.1:%d/worker_get_status" % port,
                                          method="POST",
-                                         start_period=opts["worker_start_period"])
+                                         start_period=opts["worker_start_period"],
+                                         start_interval=quick)
             if svc["gpus"]:
                 out["deploy"] = {"resources": {"reservations": {"devices": [{
                     "driver": "nvidia", "device_ids": list(svc["gpus"]),
@@ -165,3 +191,29 @@ def render_compose(plan, host, options=None):
     if any(s["kind"] == "web_ui" for s in host_plan["services"]):
         project["volumes"] = {opts["logs_volume"]: {"name": opts["logs_volume"]}}
     return project
+
+
+# How a running container's health shows in `docker ps` STATUS ("Up 3 minutes (healthy)").
+_HEALTH_MARKS = (("(healthy)", "healthy"), ("(unhealthy)", "unhealthy"), ("(health: starting)", "starting"))
+_RANK = {"healthy": 0, "running": 1, "starting": 2}
+
+
+def container_states(ps_output):
+    """{service: state} from ``docker ps --all --format`` lines of
+    ``SERVICE<TAB>STATE<TAB>STATUS`` (the service is the label com.docker.compose.service).
+
+    A running container's state is its health (healthy, starting, unhealthy) or running
+    when it has no health check; otherwise Docker's state (exited, created, restarting...).
+    A service with several containers gets the worst of them. Lines without a service
+    (containers outside a compose project) are left out."""
+    states = {}
+    for line in (ps_output or "").splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3 or not parts[0].strip():
+            continue
+        service, state, status = parts[0].strip(), parts[1].strip(), parts[2]
+        if state == "running":
+            state = next((value for mark, value in _HEALTH_MARKS if mark in status), "running")
+        if service not in states or _RANK.get(state, 9) > _RANK.get(states[service], 9):
+            states[service] = state
+    return states
