@@ -107,6 +107,8 @@ def test_check_mode_answers_as_a_real_run(tmp_path):
     ({"read": ["etc/passwd"]}, "read: 'etc/passwd' must be an absolute path"),
     ({"packages": ["Bad Name;rm"]}, "is not a Debian package name"),
     ({"services": ["docker; reboot"]}, "is not a systemd unit name"),
+    ({"services": ["docker.service\n"]}, "is not a systemd unit name"),
+    ({"commands": {"name\n": ["true"]}}, "is not a name"),
     ({"commands": {"x": "docker version"}}, "commands.x: must be a non-empty argv list"),
     ({"commands": {"x": []}}, "commands.x: must be a non-empty argv list"),
     ({"commands": {"bad name": ["true"]}}, "is not a name"),

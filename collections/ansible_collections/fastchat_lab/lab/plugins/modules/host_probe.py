@@ -123,6 +123,7 @@ services:
   type: dict
 """
 
+import fnmatch
 import glob
 import os
 import re
@@ -131,13 +132,65 @@ import stat
 import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.packages import (
-    dpkg_query_argv,
-    installed_packages,
-    is_package_name,
-    missing_packages,
-    package_names,
-)
+
+# The package logic lives here, in the module itself: a module that imports the
+# collection's module_utils is run by Mitogen in a process forked for each task on the
+# host, one that imports only Ansible's own runs in the host's interpreter (about twice
+# as cheap a task). tests/test_packages.py tests it directly.
+
+# The probe's output format (dpkg-query -f), one line per known package.
+DPKG_FORMAT = "${Package}\t${Version}\t${db:Status-Abbrev}\n"
+
+
+def installed_packages(probe):
+    """{name: version} of the packages the probe shows fully installed ("ii")."""
+    found = {}
+    for line in (probe or "").splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and parts[2].startswith("ii"):
+            found[parts[0].split(":", 1)[0]] = parts[1]
+    return found
+
+
+def missing_packages(probe, wanted):
+    """The specs of ``wanted`` (name, name=version, name=version* with apt's wildcard) that
+    the probe does not show installed as asked, in their order."""
+    if isinstance(wanted, str):
+        wanted = [wanted]
+    have = installed_packages(probe)
+    missing = []
+    for spec in wanted:
+        name, _, version = str(spec).partition("=")
+        installed = have.get(name.split(":", 1)[0])
+        if installed is None or (version and not fnmatch.fnmatchcase(installed, version)):
+            missing.append(spec)
+    return missing
+
+
+def package_names(wanted):
+    """The bare names of apt specs (what dpkg-query is asked about)."""
+    if isinstance(wanted, str):
+        wanted = [wanted]
+    return [str(spec).partition("=")[0].split(":", 1)[0] for spec in wanted]
+
+
+PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
+
+
+def is_package_name(name):
+    """Debian policy's package names: lower-case ASCII letters, digits and + - ., starting
+    with a letter or digit."""
+    return bool(PACKAGE_NAME.fullmatch(name))
+
+
+def dpkg_query_argv(wanted):
+    """The probe's command line (an argv list: the names are data, never shell code)."""
+    names = package_names(wanted)
+    for name in names:
+        if not is_package_name(name):
+            raise ValueError("not a Debian package name: %r" % name)
+    return ["dpkg-query", "-W", "-f", DPKG_FORMAT.replace("\t", "\\t").replace("\n", "\\n"), "--"] + names
+
 
 MAX_READ = 1024 * 1024
 MAX_GLOB = 4096
@@ -156,7 +209,7 @@ def check_request(params):
             if not os.path.isabs(path) or "\0" in path:
                 problems.append("%s: %r must be an absolute path." % (option, path))
     for name, argv in params["commands"].items():
-        if not NAME.match(str(name)):
+        if not NAME.fullmatch(str(name)):
             problems.append("commands: %r is not a name (letters, digits, _ . -)." % name)
         if not isinstance(argv, list) or not argv or not all(
                 isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in argv):
@@ -164,7 +217,7 @@ def check_request(params):
         elif "\0" in "".join(str(a) for a in argv):
             problems.append("commands.%s: an argument holds a NUL byte." % name)
     for unit in params["services"]:
-        if not UNIT.match(unit):
+        if not UNIT.fullmatch(unit):
             problems.append("services: %r is not a systemd unit name." % unit)
     if params["command_timeout"] < 1:
         problems.append("command_timeout: must be at least 1 second.")
