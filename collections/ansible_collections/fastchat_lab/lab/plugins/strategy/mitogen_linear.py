@@ -33,21 +33,35 @@ except ImportError as exc:  # pragma: no cover - depends on the control node
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
-class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):
-    """Linear, with Mitogen's connections."""
-
-
-# Mitogen's planner lists every installed collection (ansible.collections.list
-# .list_collection_dirs: a galaxy.yml or MANIFEST.json parsed for each of the ~100
-# collections the ansible package bundles) before each collection module runs, in the
-# worker process Ansible forks for that task: about 40 % of the control node's time in
-# a re-run (cProfile of the workers, tests/bench/results/README.md). The list does not
-# change during a run: it is read once, here in the main process, and every forked
-# worker inherits it. Calls with other arguments go to Ansible's function.
+# What every worker Ansible forks for a host and task would otherwise read again, read
+# once here in the main process: the forked workers inherit it (cProfile of the workers
+# in a re-run, tests/bench/results/README.md).
+# - Mitogen's planner lists every installed collection (ansible.collections.list
+#   .list_collection_dirs: a galaxy.yml or MANIFEST.json parsed for each of the ~100
+#   collections the ansible package bundles) before each collection module runs: about
+#   40 % of a worker's time. The list does not change during a run; calls with other
+#   arguments go to Ansible's function.
+# - Ansible loads (reads, compiles and runs) a plugin's file in the worker that first
+#   needs it: the Jinja filters and tests and the action plugins were loaded again by
+#   every worker (about a quarter of its time). Loaded here: Ansible's own filters and
+#   tests, those of this collection and of the collections the roles use, and the actions
+#   the roles run; a plugin not listed is loaded by the worker as before.
 import ansible.collections.list as _collections_list  # noqa: E402
 
 _list_collection_dirs = _collections_list.list_collection_dirs
 _collection_dirs_of_this_run = []
+_PRELOADED_JINJA = {
+    "filter": ["fastchat_lab.lab.lab_plan_required", "community.crypto.x509_certificate_info"],
+    "test": [],
+}
+_PRELOADED_ACTIONS = [
+    "ansible.builtin.set_fact", "ansible.builtin.assert", "ansible.builtin.debug",
+    "ansible.builtin.include_vars", "ansible.builtin.normal", "ansible.builtin.command",
+    "ansible.builtin.validate_argument_spec", "ansible.builtin.copy", "ansible.builtin.template",
+    "ansible.builtin.slurp", "ansible.builtin.service", "ansible.builtin.package",
+    "ansible.builtin.gather_facts", "fastchat_lab.lab.lab_files",
+]
+_preloaded = []
 
 
 def _listed_once(search_paths=None, coll_filter=None, artifacts_manager=None, dedupe=True):
@@ -62,36 +76,10 @@ def _listed_once(search_paths=None, coll_filter=None, artifacts_manager=None, de
 _collections_list.list_collection_dirs = _listed_once
 
 
-class StrategyModule(StrategyModule):  # noqa: F811 - the same strategy, with the list read once
-    """Linear, with Mitogen's connections; the installed collections listed once a run."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # In the main process, before any worker is forked: every worker inherits them.
-        _listed_once()
-        _preload_plugins()
-
-
-# The same for the Jinja filters and tests and the action plugins: Ansible loads (reads,
-# compiles and runs) a plugin's file in the worker that first needs it, so each forked
-# worker loaded them again (about a quarter of a worker's time in a re-run). Loaded once
-# here, in the main process, every worker inherits them. What is loaded: Ansible's own
-# filters and tests, those of this collection and of the collections the roles use, and
-# the actions the roles run; a plugin not listed is loaded by the worker as before.
-_PRELOADED_JINJA = {
-    "filter": ["fastchat_lab.lab.lab_plan_required", "community.crypto.x509_certificate_info"],
-    "test": [],
-}
-_PRELOADED_ACTIONS = [
-    "ansible.builtin.set_fact", "ansible.builtin.assert", "ansible.builtin.debug",
-    "ansible.builtin.include_vars", "ansible.builtin.normal", "ansible.builtin.command",
-    "ansible.builtin.validate_argument_spec", "ansible.builtin.copy", "ansible.builtin.template",
-    "ansible.builtin.slurp", "ansible.builtin.service", "ansible.builtin.package",
-    "ansible.builtin.gather_facts",
-]
-
-
 def _preload_plugins():
+    if _preloaded:
+        return
+    _preloaded.append(True)
     from ansible.plugins import loader
 
     for kind, names in _PRELOADED_JINJA.items():
@@ -110,3 +98,13 @@ def _preload_plugins():
             loader.action_loader.get(name, class_only=True)
         except Exception:  # noqa: BLE001 - as above
             pass
+
+
+class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):
+    """Linear, with Mitogen's connections; what every worker would read again read once."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # In the main process, before any worker is forked: every worker inherits them.
+        _listed_once()
+        _preload_plugins()
