@@ -46,10 +46,10 @@ def test_no_mount_lets_docker_make_a_missing_source():
     assert len(mounts) >= len(project["services"]) + 3
     for mount in mounts:
         assert isinstance(mount, dict), mount  # the short syntax creates missing sources
-        if mount["type"] == "bind":
-            assert mount["bind"] == {"create_host_path": False} and mount["read_only"], mount
-        else:
-            assert mount == {"type": "volume", "source": "fastchat-lab-logs", "target": "/logs"}
+        assert mount["type"] == "bind" and mount["bind"] == {"create_host_path": False}, mount
+        # Read-only but for the web UI's logs directory (a host directory: no volume that
+        # `compose down -v` or a prune could remove).
+        assert mount.get("read_only") or mount["target"] == "/logs", mount
 
 
 def test_head_and_workers_of_the_reference_lab():
@@ -85,15 +85,30 @@ def test_head_and_workers_of_the_reference_lab():
     assert "--api-key" in api["healthcheck"]["test"]
     assert not any("api-key" in part for part in api["command"])
     assert svcs["web-ui"]["environment"]["LOGDIR"] == "/logs"
-    assert {"type": "volume", "source": "fastchat-lab-logs", "target": "/logs"} in svcs["web-ui"]["volumes"]
+    assert {"type": "bind", "source": "/var/lib/fastchat-lab/logs", "target": "/logs",
+                        "bind": {"create_host_path": False}} in svcs["web-ui"]["volumes"]
     # Behind the TLS proxy FastChat's own API and web UI ports are on loopback only.
     assert api["ports"] == ["127.0.0.1:18000:8000"]
     assert svcs["web-ui"]["ports"] == ["127.0.0.1:17860:7860"]
     # The web UI's page, logins and leaderboard files, read-only, found by the launcher.
     assert bind("/etc/fastchat-lab/web-ui", "/opt/fastchat-lab/web-ui") in svcs["web-ui"]["volumes"]
     assert svcs["web-ui"]["environment"]["FASTCHAT_LAB_WEB_UI_DIR"] == "/opt/fastchat-lab/web-ui"
-    assert project["volumes"] == {"fastchat-lab-logs": {"name": "fastchat-lab-logs"}}
+    assert "volumes" not in project  # nothing the project owns holds the votes
+    assert "FASTCHAT_LAB_REQUIRE_LOGIN" not in svcs["web-ui"]["environment"]
+    assert {svc["environment"]["FASTCHAT_LAB_LOG_DAYS"] for svc in svcs.values()} == {"14"}
     json.dumps(project)
+
+
+def test_a_web_ui_with_logins_refuses_to_start_without_them():
+    plan = plan_of(*reference_lab())
+    project = render_compose(plan, "gpu01", {"images": IMAGES, "web_ui_login": True,
+                                             "logs_dir": "/data/votes", "log_days": 3})
+    web = project["services"]["web-ui"]
+    assert web["environment"]["FASTCHAT_LAB_REQUIRE_LOGIN"] == "1"
+    assert {"type": "bind", "source": "/data/votes", "target": "/logs",
+            "bind": {"create_host_path": False}} in web["volumes"]
+    assert {svc["environment"]["FASTCHAT_LAB_LOG_DAYS"]
+            for svc in project["services"].values()} == {"3"}
 
 
 def test_a_second_gpu_host_waits_for_the_head_controller():
@@ -105,7 +120,7 @@ def test_a_second_gpu_host_waits_for_the_head_controller():
     assert svc["command"][3:5] == ["--wait-for", "http://192.0.2.10:21001"]
     assert svc["image"] == IMAGES["vllm"]
     assert svc["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["0", "1"]
-    assert "volumes" not in project  # the logs volume lives on the head only
+    assert "volumes" not in project
 
 
 def test_options_bind_addresses_open_api_and_local_weights():
@@ -157,23 +172,83 @@ with open(os.environ["OUT"], "w") as fh:
 """
 
 
-def test_launcher_gives_the_api_server_its_keys_off_the_command_line(tmp_path):
+def fake_fastchat(tmp_path, module):
+    """A stand-in fastchat.serve.<module> that records what it was started with."""
     pkg = tmp_path / "fastchat" / "serve"
-    pkg.mkdir(parents=True)
+    pkg.mkdir(parents=True, exist_ok=True)
     (tmp_path / "fastchat" / "__init__.py").write_text("")
     (pkg / "__init__.py").write_text("")
-    (pkg / "openai_api_server.py").write_text(FAKE_API)
-    out = tmp_path / "out.json"
+    (pkg / (module + ".py")).write_text(FAKE_API)
+    return tmp_path / "out.json"
+
+
+def start(tmp_path, module, argv, **env):
+    return subprocess.run([sys.executable, LAUNCH, "run", "--", "python3", "-m",
+                           "fastchat.serve." + module] + argv,
+                          env=dict(os.environ, PYTHONPATH=str(tmp_path),
+                                   OUT=str(tmp_path / "out.json"), **env),
+                          capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_launcher_passes_no_key_through_any_argument_list(tmp_path):
+    # The hardening patch makes the API server read the file itself: the keys are in no
+    # argv (FastChat logs its parsed arguments), command line or environment.
+    out = fake_fastchat(tmp_path, "openai_api_server")
     keys = tmp_path / "api-keys"
-    keys.write_text("sk-one\n sk-two \n\n")
-    env = dict(os.environ, PYTHONPATH=str(tmp_path), OUT=str(out),
-               FASTCHAT_LAB_API_KEYS_FILE=str(keys))
-    subprocess.run([sys.executable, LAUNCH, "run", "--", "python3", "-m",
-                    "fastchat.serve.openai_api_server", "--port", "8000"],
-                   env=env, check=True, timeout=30)
+    keys.write_text("sk-one-1234567890\n sk-two-1234567890 \n\n")
+    result = start(tmp_path, "openai_api_server", ["--port", "8000"],
+                   FASTCHAT_LAB_API_KEYS_FILE=str(keys))
+    assert result.returncode == 0, result.stderr
     seen = json.loads(out.read_text())
-    assert seen["argv"] == ["--port", "8000", "--api-keys", "sk-one,sk-two"]
-    assert not any("sk-one" in part for part in seen["cmdline"])
+    assert seen["argv"] == ["--port", "8000"]
+    assert not any("sk-" in part for part in seen["cmdline"])
+    assert "sk-" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("content", [None, "", "\n  \n", b"\xff\xfe"])
+def test_launcher_refuses_an_api_server_without_its_keys(tmp_path, content):
+    out = fake_fastchat(tmp_path, "openai_api_server")
+    keys = tmp_path / "api-keys"
+    if isinstance(content, bytes):
+        keys.write_bytes(content)
+    elif content is not None:
+        keys.write_text(content)
+    result = start(tmp_path, "openai_api_server", ["--port", "8000"],
+                   FASTCHAT_LAB_API_KEYS_FILE=str(keys))
+    assert result.returncode != 0
+    assert "the API keys file %s is missing or empty" % keys in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content", [None, "", "\n"])
+def test_launcher_refuses_a_web_ui_without_its_logins(tmp_path, content):
+    out = fake_fastchat(tmp_path, "gradio_web_server_multi")
+    web = tmp_path / "web-ui"
+    web.mkdir()
+    if content is not None:
+        (web / "auth").write_text(content)
+    result = start(tmp_path, "gradio_web_server_multi", ["--port", "7860"],
+                   FASTCHAT_LAB_WEB_UI_DIR=str(web), FASTCHAT_LAB_REQUIRE_LOGIN="1")
+    assert result.returncode != 0
+    assert "the web UI's logins file %s is missing or empty" % (web / "auth") in result.stderr
+    assert not out.exists()
+    # With its logins file it starts, and gets the file's path only.
+    (web / "auth").write_text("alice:a-long-password\n")
+    result = start(tmp_path, "gradio_web_server_multi", ["--port", "7860"],
+                   FASTCHAT_LAB_WEB_UI_DIR=str(web), FASTCHAT_LAB_REQUIRE_LOGIN="1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["argv"] == ["--port", "7860", "--gradio-auth-path",
+                                                    str(web / "auth")]
+
+
+def test_an_open_web_ui_starts_without_a_logins_file(tmp_path):
+    out = fake_fastchat(tmp_path, "gradio_web_server_multi")
+    web = tmp_path / "web-ui"
+    web.mkdir()
+    result = start(tmp_path, "gradio_web_server_multi", ["--port", "7860"],
+                   FASTCHAT_LAB_WEB_UI_DIR=str(web))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["argv"] == ["--port", "7860"]
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -323,3 +398,41 @@ def test_container_states_read_health_from_docker_ps():
                                     "openai-api": "unhealthy", "tiny-chat": "exited",
                                     "plain": "running", "twice": "created"}
     assert container_states("") == {} and container_states(None) == {}
+
+
+def test_every_host_s_project_network_is_the_bridge_the_firewall_names():
+    import re
+
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.compose import BRIDGE
+
+    # A Linux interface name: at most 15 bytes, no '/', ':' or white space; lab_firewall
+    # matches it exactly (-i fastchat-lab), where Docker's own name is br-<network id>.
+    assert BRIDGE == "fastchat-lab" and re.fullmatch(r"[a-z0-9-]{1,15}", BRIDGE)
+    plan = two_host_lab()
+    for host in ("gpu01", "gpu02"):
+        project = render_compose(plan, host, {"images": IMAGES})
+        assert project["networks"] == {
+            "default": {"driver_opts": {"com.docker.network.bridge.name": "fastchat-lab"}}}
+        # Every service is on the project's default network only (no network of its own).
+        assert not any("networks" in svc or "network_mode" in svc
+                       for svc in project["services"].values())
+
+
+@pytest.mark.parametrize("inspected, outdated", [
+    # docker network inspect --format '{{index .Options "com.docker.network.bridge.name"}}'
+    ({"rc": 0, "stdout": "fastchat-lab"}, False),
+    ({"rc": 0, "stdout": "fastchat-lab\n"}, False),
+    # A network made before the bridge had a name: the option is not there.
+    ({"rc": 0, "stdout": "<no value>"}, True),
+    ({"rc": 0, "stdout": ""}, True),
+    ({"rc": 0, "stdout": "br-1a2b3c4d5e6f"}, True),
+    ({"rc": 0, "stdout": "fastchat-lab0"}, True),
+    # No network yet (first deploy), no Docker, a timeout: nothing to take down.
+    ({"rc": 1, "stdout": "", "stderr": "Error: No such network: fastchat-lab_default"}, False),
+    ({"rc": 127, "stdout": ""}, False),
+    ({"rc": 124, "stdout": ""}, False),
+    (None, False), ({}, False)])
+def test_a_network_with_another_bridge_is_taken_down_once(inspected, outdated):
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.compose import bridge_outdated
+
+    assert bridge_outdated(inspected) is outdated

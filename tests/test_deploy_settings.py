@@ -41,6 +41,20 @@ def test_good_settings_have_no_problem():
     ({"users": [{"name": "bob", "password": "pass,word1"}]}, "the password of bob is not"),
     ({"users": [{"name": "bob", "password": "short"}]}, "the password of bob is not"),
     ({"users": "alice:pw"}, "fastchat_deploy_web_ui_users: must be a list"),
+    # 8-11 characters were accepted before: the login can be guessed at nginx's rate.
+    ({"users": [{"name": "bob", "password": "eight888"}]},
+     "the password of bob is not 12-128 characters"),
+    ({"users": [{"name": "bob", "password": "elevenchars"}]}, "the password of bob is not 12"),
+    ({"users": [{"name": "bob", "password": "a-long-password\n"}]}, "the password of bob is not"),
+    ({"api_keys": [{"name": "bob", "key": KEY + "\n"}]}, "the key of bob is not 16-256"),
+    ({"api_keys": [{"name": "bob", "key": "-" + KEY}]}, "that does not begin with '-'"),
+    ({"api_keys": [{"name": "a", "key": KEY}, {"name": "b", "key": KEY}]},
+     "fastchat_deploy_api_keys[1].key: b has the same key as a, so revoking one would revoke "
+     "both. Fix: give each name its own key."),
+    ({"log_days": 0}, "fastchat_deploy_log_days: must be a whole number of days from 1 to 3650"),
+    ({"log_days": "14"}, "fastchat_deploy_log_days: must be a whole number"),
+    ({"log_days": True}, "fastchat_deploy_log_days: must be a whole number"),
+    ({"log_days": 99999}, "fastchat_deploy_log_days: must be a whole number"),
     ({"page": {"titel": "x"}}, "fastchat_deploy_page / fastchat_deploy_lab_name: "
                                "settings.titel: unknown"),
 ])

@@ -29,6 +29,7 @@ class Lab(http.server.BaseHTTPRequestHandler):
 
     models = ["Baichuan-13B-Chat", "Qwen-7B-Chat"]
     dead = set()
+    open_paths = set()
 
     def _send(self, status, body, ctype="application/json", headers=()):
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
@@ -45,6 +46,8 @@ class Lab(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802 - http.server's name
         raw = self._body()
+        if self.path in self.open_paths:
+            return self._send(200, {"prompts": []})
         if self.path == "/list_models":
             return self._send(200, {"models": self.models})
         if self.path == "/login":
@@ -103,7 +106,54 @@ def test_a_working_lab_passes_every_check(lab):
     assert [c["name"] for c in report["checks"]] == [
         "controller lists the planned models", "Baichuan-13B-Chat answers through the API",
         "Qwen-7B-Chat answers through the API", "the API refuses a request without a key",
+        "no route of the API port answers without a key",
         "the API streams", "the web UI answers", "the web UI needs a login"]
+
+
+def test_a_keyless_route_is_a_failure(lab):
+    # FastChat 0.2.36 without the hardening patch: /api/v1/* answers without a key.
+    Lab.open_paths = {"/api/v1/token_check"}
+    try:
+        report = check_lab(plan_at(url(lab)), keys=[KEY], retries=1, sleep=lambda s: None)
+    finally:
+        Lab.open_paths = set()
+    failed = {c["name"]: c for c in report["failures"]}
+    check = failed["no route of the API port answers without a key"]
+    assert "POST /api/v1/token_check: HTTP 200" in check["detail"]
+    assert "hardening patch" in check["fix"]
+
+
+class StatVfs:
+    def __init__(self, free_bytes):
+        self.f_frsize, self.f_bavail = 4096, free_bytes // 4096
+
+
+def test_the_votes_disk_must_have_room(lab):
+    seen = []
+
+    def statvfs(path):
+        seen.append(path)
+        return StatVfs(int(1.5e9))
+
+    report = check_lab(plan_at(url(lab)), keys=[KEY], retries=1, sleep=lambda s: None,
+                       min_free_gb=2, statvfs=statvfs)
+    assert seen == ["/var/lib/fastchat-lab/logs"]
+    failed = {c["name"]: c for c in report["failures"]}
+    check = failed["the votes' disk has room"]
+    assert "has 1.5 GB free (at least 2 wanted)" in check["detail"]
+    assert "a full disk stops the arena from writing votes" in check["fix"]
+    report = check_lab(plan_at(url(lab)), keys=[KEY], retries=1, sleep=lambda s: None,
+                       min_free_gb=2, statvfs=lambda p: StatVfs(int(30e9)))
+    assert report["failures"] == []
+
+
+def test_an_unreadable_logs_directory_is_a_failure(lab):
+    def statvfs(path):
+        raise FileNotFoundError(2, "No such file or directory", path)
+
+    report = check_lab(plan_at(url(lab)), keys=[KEY], retries=1, sleep=lambda s: None,
+                       min_free_gb=2, statvfs=statvfs)
+    assert "cannot be read (No such file or directory)" in report["failures"][0]["detail"]
 
 
 def test_a_missing_worker_is_named_with_its_host_and_url(lab):

@@ -1,8 +1,11 @@
 """The lab's own web UI page: roles/fastchat_image/files/fastchat-lab-page.patch on FastChat
 0.2.36's own tree (the installed fschat package, laid out as FastChat's repository), the
-loader it adds (fastchat/serve/lab_page.py, imported from the patched copy), and
-module_utils/lab_page.py, which renders the loader's JSON file from the lab's settings.
-gradio is not needed: the patched UI modules are compiled, not imported."""
+loader it adds (fastchat/serve/lab_page.py, imported from the patched copy), the battles
+it keeps on the server (fastchat/serve/lab_arena.py, imported from the patched copy), and
+module_utils/lab_page.py, which renders the loader's JSON files from the lab's settings
+and plan (the plan's per-model served template: lab_plan/placement.py). gradio is not
+needed: the patched UI modules are compiled and read, not imported; the real page in a
+browser is molecule/lab/tests/test_arena_blind.py's."""
 
 import ast
 import importlib.util
@@ -16,6 +19,7 @@ import pytest
 
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_page import (
     md_escape,
+    render_conv_templates,
     render_page,
 )
 
@@ -37,6 +41,7 @@ PATCHED = [
     "fastchat/serve/gradio_block_arena_vision.py",
     "fastchat/serve/monitor/monitor.py",
     "fastchat/serve/lab_page.py",
+    "fastchat/serve/lab_arena.py",
 ]
 
 # What LMSYS's public arena says or loads, and a private lab must not (lower case).
@@ -382,3 +387,460 @@ def test_render_page_refuses_a_title_of_several_lines():
 def test_md_escape_shows_text_literally():
     assert md_escape("a_b *c* [d](e) #1 <x> & y") == (
         "a\\_b \\*c\\* \\[d\\]\\(e\\) \\#1 &lt;x&gt; &amp; y")
+
+
+# --- the battles the patch keeps on the server (fastchat/serve/lab_arena.py) -------------
+
+def load_arena(repo):
+    """The patched tree's fastchat/serve/lab_arena.py (standard library only)."""
+    path = os.path.join(repo, "fastchat", "serve", "lab_arena.py")
+    spec = importlib.util.spec_from_file_location("lab_arena_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Conv:
+    """FastChat's Conversation as the arena uses it: messages after an example offset."""
+
+    def __init__(self, example_turns=0):
+        self.roles = ("USER", "ASSISTANT")
+        self.messages = [["USER", "example"], ["ASSISTANT", "answer"]] * example_turns
+        self.offset = len(self.messages)
+
+    def ask(self, text, answer):
+        self.messages += [[self.roles[0], text], [self.roles[1], answer]]
+
+
+class Side:
+    """gradio_web_server.State as the arena uses it (model_name, conv, dict())."""
+
+    def __init__(self, model_name, example_turns=1):
+        self.model_name = model_name
+        self.conv = Conv(example_turns)
+        self.conv_id = "%s-%d" % (model_name, id(self))
+
+    def dict(self):
+        return {"messages": self.conv.messages, "offset": self.conv.offset,
+                "conv_id": self.conv_id, "model_name": self.model_name}
+
+
+@pytest.fixture
+def arena_mod(patched):
+    return load_arena(patched)
+
+
+def battle(arena, a, b, question="q", named=False):
+    sides = [Side(a), Side(b)]
+    started = arena.start(sides, named=named)
+    for side in sides:
+        side.conv.ask(question, "answer of " + side.model_name)
+    return started, sides
+
+
+def test_a_first_vote_is_blind_with_its_own_battle_and_shows_its_names(arena_mod):
+    arena = arena_mod.Arena()
+    one, sides = battle(arena, "m-a", "m-b")
+    assert one.labels() == ["", ""]  # nothing shown before the vote
+    vote = arena.vote(one.id)
+    assert vote.models == ["", ""] and vote.on_screen
+    assert [s["conv_id"] for s in vote.states] == [s.conv_id for s in sides]
+    assert [s["model_name"] for s in vote.states] == ["m-a", "m-b"]
+    assert one.labels() == ["### Model A: m-a", "### Model B: m-b"]
+
+
+def test_new_round_before_the_vote_runs_the_vote_still_counts_blind_and_shows_nothing(arena_mod):
+    """The order gradio 4 ran the events in under load: New Round and the next question
+    before the vote clicked first. FastChat logged the names the page then showed with
+    the new battle's states (or nothing: no states)."""
+    arena = arena_mod.Arena()
+    first, first_sides = battle(arena, "m-a", "m-b", "first question")
+    arena.end()
+    second, second_sides = battle(arena, "m-b", "m-c", "second question")
+    vote = arena.vote(first.id)
+    assert vote.models == ["", ""]
+    assert not vote.on_screen  # the page shows the second battle: no names of the first
+    assert [s["conv_id"] for s in vote.states] == [s.conv_id for s in first_sides]
+    assert vote.states[0]["messages"][-2][1] == "first question"
+    # The battle on screen is still blind, and its own vote is too.
+    assert second.labels() == ["", ""]
+    later = arena.vote(second.id)
+    assert later.models == ["", ""] and later.on_screen
+    assert [s["model_name"] for s in later.states] == ["m-b", "m-c"]
+
+
+def test_a_new_battle_never_carries_the_names_of_the_one_before(arena_mod):
+    arena = arena_mod.Arena()
+    previous = None
+    for n in range(5):
+        current, _ = battle(arena, "x%d" % n, "y%d" % n)
+        assert current.labels() == ["", ""]
+        if previous is not None:
+            assert previous.over and current is not previous
+        vote = arena.vote(current.id)
+        assert vote.models == ["", ""]
+        assert [s["model_name"] for s in vote.states] == ["x%d" % n, "y%d" % n]
+        arena.end()
+        previous = current
+    assert arena.current is None
+
+
+def test_a_repeated_vote_is_recorded_once_and_a_vote_after_the_names_shown_is_named(arena_mod):
+    arena = arena_mod.Arena()
+    one, sides = battle(arena, "m-a", "m-b")
+    assert arena.vote(one.id).models == ["", ""]
+    assert arena.vote(one.id) is None  # the same answer again (a double click, a replay)
+    for side in sides:
+        side.conv.ask("more", "more answers")
+    # The user saw the names: this vote is not blind, and says so with the real names.
+    assert arena.vote(one.id).models == ["m-a", "m-b"]
+
+
+def test_named_battles_carry_the_names_of_the_models_that_answered(arena_mod):
+    arena = arena_mod.Arena()
+    one, _ = battle(arena, "left", "right", named=True)
+    assert one.labels() == ["### Model A: left", "### Model B: right"]
+    assert arena.vote(one.id).models == ["left", "right"]
+
+
+@pytest.mark.parametrize("battle_id", ["", None, 7, "0" * 32, "../x", ["id"]])
+def test_a_vote_for_no_known_battle_records_nothing(arena_mod, battle_id):
+    arena = arena_mod.Arena()
+    battle(arena, "m-a", "m-b")
+    assert arena.vote(battle_id) is None
+
+
+def test_a_battle_with_nothing_asked_has_no_vote(arena_mod):
+    arena = arena_mod.Arena()
+    sides = [Side("m-a", example_turns=1), Side("m-b", example_turns=1)]
+    empty = arena.start(sides)
+    # one_shot's example exchange is not the user's: nothing to vote on.
+    assert empty.turn() == 0 and arena.vote(empty.id) is None
+    assert not arena_mod.can_vote(sides[0]) and arena_mod.is_live(sides[0])
+
+
+def test_new_round_ends_the_battle_for_every_later_event(arena_mod):
+    arena = arena_mod.Arena()
+    one, sides = battle(arena, "m-a", "m-b")
+    assert arena_mod.is_live(sides[0]) and arena_mod.can_vote(sides[0])
+    arena.end()
+    assert one.over and not arena_mod.is_live(sides[0]) and not arena_mod.can_vote(sides[0])
+    assert not arena_mod.is_live(None) and not arena_mod.is_live(Side("stray"))
+    # Starting another battle also ends the one on screen.
+    two, _ = battle(arena, "m-a", "m-b")
+    three, _ = battle(arena, "m-a", "m-b")
+    assert two.over and not three.over and arena.current is three
+
+
+def test_a_session_remembers_its_last_battles_only(arena_mod):
+    arena = arena_mod.Arena()
+    battles = [battle(arena, "m-a", "m-b")[0] for _ in range(arena_mod.KEEP + 1)]
+    assert len(arena.battles) == arena_mod.KEEP
+    assert arena.vote(battles[0].id) is None
+    assert arena.vote(battles[1].id).models == ["", ""]
+
+
+def test_a_sessions_arena_is_a_fresh_one_and_shows_nothing_in_the_page_config(arena_mod):
+    import copy
+    template = arena_mod.Arena()
+    battle(template, "m-a", "m-b")
+    fresh = copy.deepcopy(template)
+    assert fresh.current is None and not fresh.battles and fresh.lock is not template.lock
+    assert str(template) == ""
+
+
+def test_concurrent_votes_on_one_answer_record_one(arena_mod):
+    import threading
+    arena = arena_mod.Arena()
+    one, _ = battle(arena, "m-a", "m-b")
+    results, start = [], threading.Barrier(16)
+
+    def vote():
+        start.wait()
+        results.append(arena.vote(one.id))
+
+    threads = [threading.Thread(target=vote) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r is not None for r in results) == 1
+
+
+def test_the_vote_line_is_fastchats_with_the_login(arena_mod):
+    arena = arena_mod.Arena()
+    one, sides = battle(arena, "m-a", "m-b")
+    vote = arena.vote(one.id)
+    line = arena_mod.vote_line(1700000000.123456, "leftvote", vote, "203.0.113.7", "alice")
+    assert line == {"tstamp": 1700000000.1235, "type": "leftvote", "models": ["", ""],
+                    "states": vote.states, "ip": "203.0.113.7", "login": "alice"}
+    assert arena_mod.vote_line(1.0, "tievote", vote, "::1", None)["login"] is None
+    # The states are the battle's as voted on: a later turn does not change the line.
+    sides[0].conv.ask("later", "later answer")
+    assert len(json.loads(json.dumps(line))["states"][0]["messages"]) == 4
+
+
+# --- the patched battle tabs use the server's battle ---------------------------------------
+
+def functions(repo, rel):
+    tree = ast.parse(read(repo, rel))
+    return {n.name: n for n in tree.body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+VOTE_FNS = ["leftvote_last_response", "rightvote_last_response", "tievote_last_response",
+            "bothbad_vote_last_response"]
+
+
+@pytest.mark.parametrize("rel", ["fastchat/serve/gradio_block_arena_anony.py",
+                                 "fastchat/serve/gradio_block_arena_named.py"])
+def test_votes_take_the_battle_id_not_the_names_on_the_page(patched, rel):
+    fns = functions(patched, rel)
+    for name in VOTE_FNS + ["vote_last_response"]:
+        fn = fns[name]
+        # Async (run whole on the event loop, in click order) and no generator: FastChat's
+        # five-step reveal put the names back after New Round.
+        assert isinstance(fn, ast.AsyncFunctionDef), name
+        assert not any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in ast.walk(fn)), name
+        args = [a.arg for a in fn.args.args]
+        assert "model_selector0" not in args and "model_selectors" not in args, (name, args)
+        assert args[:2] == ["arena", "battle_id"], (name, args)
+    for name in ("clear_history", "add_text", "regenerate"):
+        assert isinstance(fns[name], ast.AsyncFunctionDef), name
+    text = read(patched, rel)
+    assert "arena.vote(battle_id)" in text and "lab_arena.vote_line(" in text
+    assert '"models": [x for x in model_selectors]' not in text
+    # Questions, votes and new rounds of one tab share one unlimited queue: click order.
+    assert text.count("**battle_events") >= 4
+    assert 'concurrency_limit=None)' in text
+    assert "time.sleep" not in text
+
+
+def test_the_battle_tab_shows_the_battle_it_votes_on(patched):
+    fns = functions(patched, "fastchat/serve/gradio_block_arena_anony.py")
+    text = read(patched, "fastchat/serve/gradio_block_arena_anony.py")
+    # The vote buttons come with the id and the (blank) names of their battle.
+    body = ast.get_source_segment(text, fns["show_vote_buttons"])
+    assert "[battle.id] + battle.labels()" in body and "can_vote(state0)" in body
+    assert "show_vote_buttons, states[:1], btn_list + shown" in text
+    # Each streamed step says the same; New Round ends the stream.
+    body = ast.get_source_segment(text, fns["bot_response_multi"])
+    assert "[battle.id] + battle.labels()" in body and "if battle.over:" in body
+    # A page load leaves the battle alone (it ran after the first question at times).
+    body = ast.get_source_segment(text, fns["load_demo_side_by_side_anony"])
+    assert "states = (gr.update(),) * num_sides" in body
+
+
+def test_every_vote_and_chat_line_records_the_login(patched):
+    server = read(patched, "fastchat/serve/gradio_web_server.py")
+    assert server.count('"login": getattr(request, "username", None),') == 2
+    for rel in ("fastchat/serve/gradio_block_arena_anony.py",
+                "fastchat/serve/gradio_block_arena_named.py"):
+        assert 'getattr(request, "username", None)' in read(patched, rel)
+
+
+def test_the_web_ui_takes_each_models_template_from_the_lab(patched):
+    fns = functions(patched, "fastchat/serve/gradio_web_server.py")
+    text = read(patched, "fastchat/serve/gradio_web_server.py")
+    state = next(n for n in ast.parse(text).body
+                 if isinstance(n, ast.ClassDef) and n.name == "State")
+    init = ast.get_source_segment(text, state.body[0])
+    assert "self.conv = lab_page.conversation(model_name)" in init
+    assert "get_conversation_template(" not in init
+    assert "get_conversation_template(" not in ast.get_source_segment(
+        text, fns["_prepare_text_with_image"])
+    multi = read(patched, "fastchat/serve/gradio_web_server_multi.py")
+    assert "    lab_page.check_templates()\n" in multi
+
+
+# --- the templates file (loader side) ----------------------------------------------------
+
+def templates_loader(patched, tmp_path, monkeypatch, templates):
+    """The loader with a page file and, beside it, ``templates`` (None: no such file;
+    a str: written as it is)."""
+    monkeypatch.setenv("FASTCHAT_LAB_PAGE", write_page(tmp_path, {"title": "Lab"}))
+    if templates is not None:
+        (tmp_path / "conv_templates.json").write_text(
+            templates if isinstance(templates, str) else json.dumps(templates),
+            encoding="utf-8")
+    return load_loader(patched)
+
+
+def test_the_loader_prompts_a_model_with_its_lab_template(patched, tmp_path, monkeypatch):
+    loader = templates_loader(patched, tmp_path, monkeypatch,
+                              {"tiny-chat": "vicuna_v1.1", "Qwen-7B-Chat": "qwen-7b-chat"})
+    assert loader.templates_path() == str(tmp_path / "conv_templates.json")
+    assert loader.template_name("tiny-chat") == "vicuna_v1.1"
+    conv = loader.conversation("tiny-chat")
+    assert conv.name == "vicuna_v1.1" and conv.messages == [] and conv.offset == 0
+    assert loader.conversation("Qwen-7B-Chat").name == "qwen-7b-chat"
+    loader.check_templates()
+
+
+def test_a_model_the_file_does_not_name_gets_fastchats_choice_by_name(
+        patched, tmp_path, monkeypatch):
+    import sys
+    import types
+    loader = templates_loader(patched, tmp_path, monkeypatch, {"tiny-chat": "vicuna_v1.1"})
+    asked = []
+    adapter = types.ModuleType("fastchat.model.model_adapter")
+    adapter.get_conversation_template = lambda name: asked.append(name) or "adapter's"
+    monkeypatch.setitem(sys.modules, "fastchat.model.model_adapter", adapter)
+    assert loader.template_name("other") is None
+    assert loader.conversation("other") == "adapter's" and asked == ["other"]
+
+
+@pytest.mark.parametrize("setup", ["no page", "no file"])
+def test_without_a_templates_file_every_model_gets_fastchats_choice(
+        patched, tmp_path, monkeypatch, setup):
+    if setup == "no page":
+        monkeypatch.delenv("FASTCHAT_LAB_PAGE", raising=False)
+        loader = load_loader(patched)
+        assert loader.templates_path() is None
+    else:
+        loader = templates_loader(patched, tmp_path, monkeypatch, None)
+    assert loader.conv_templates() == {} and loader.template_name("tiny-chat") is None
+    loader.check_templates()
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '{"m": 3}', '{"m": ""}',
+                                     '{"m": ["vicuna_v1.1"]}', '"vicuna_v1.1"'])
+def test_the_loader_refuses_a_bad_templates_file(patched, tmp_path, monkeypatch, content):
+    loader = templates_loader(patched, tmp_path, monkeypatch, content)
+    with pytest.raises(RuntimeError, match=str(tmp_path / "conv_templates.json")):
+        loader.conversation("m")
+
+
+def test_a_template_fastchat_lacks_stops_the_start_and_each_conversation(
+        patched, tmp_path, monkeypatch):
+    loader = templates_loader(patched, tmp_path, monkeypatch,
+                              {"m": "no-such-template", "ok": "vicuna_v1.1"})
+    with pytest.raises(RuntimeError, match="not a template of this FastChat: m: "
+                                           "'no-such-template'"):
+        loader.check_templates()
+    with pytest.raises(RuntimeError, match="m: 'no-such-template' is not a template"):
+        loader.conversation("m")
+    assert loader.conversation("ok").name == "vicuna_v1.1"
+
+
+# --- render_conv_templates and the plan's served template --------------------------------
+
+def test_render_conv_templates_is_the_plans_served_templates():
+    from labs import plan_of, reference_lab
+    plan = plan_of(*reference_lab())
+    assert render_conv_templates(plan["models"]) == {
+        "Baichuan-13B-Chat": "baichuan-chat", "Qwen-7B-Chat": "qwen-7b-chat"}
+    # What the workers are started with.
+    for host in plan["hosts"].values():
+        for svc in host["services"]:
+            if svc["kind"] == "model_worker":
+                argv = svc["argv"]
+                assert argv[argv.index("--conv-template") + 1] == \
+                    plan["models"][svc["model"]]["served_conv_template"]
+
+
+def test_render_conv_templates_leaves_out_models_without_one():
+    assert render_conv_templates({"b": {"served_conv_template": "vicuna_v1.1"},
+                                  "a": {"served_conv_template": None}}) == {"b": "vicuna_v1.1"}
+    assert render_conv_templates({}) == {}
+
+
+@pytest.mark.parametrize("models, says", [
+    ({"m": {"served_conv_template": "../etc/passwd"}}, "models.m.served_conv_template: "
+                                                       "'../etc/passwd' is not a template name"),
+    ({"m": {"served_conv_template": "a b"}}, "'a b' is not a template name"),
+    ({"m": {"served_conv_template": "vicuna_v1.1\n"}}, "is not a template name"),
+    ({"m": {"served_conv_template": ""}}, "'' is not a template name"),
+    ({"m": {"served_conv_template": 3}}, "3 is not a template name"),
+    ({"m": {"served_conv_template": "x" * 129}}, "is not a template name"),
+    ({"m": "vicuna_v1.1"}, "models.m: not a model of the plan"),
+    ({" ": {"served_conv_template": "vicuna_v1.1"}}, "not a model of the plan"),
+    (["m"], "is not a mapping"),
+])
+def test_render_conv_templates_refuses_what_is_not_a_template(models, says):
+    with pytest.raises(ValueError, match="Fix:") as error:
+        render_conv_templates(models)
+    assert says in str(error.value)
+
+
+def test_the_rendered_file_is_what_the_loader_reads(patched, tmp_path, monkeypatch):
+    from labs import plan_of, reference_lab
+    rendered = render_conv_templates(plan_of(*reference_lab())["models"])
+    loader = templates_loader(patched, tmp_path, monkeypatch, rendered)
+    loader.check_templates()
+    assert {m: loader.conversation(m).name for m in rendered} == rendered
+
+
+def second_qwen(template=None):
+    from labs import reference_lab
+    hosts, groups = reference_lab()
+    worker = {"model": "Qwen-7B-Chat", "gpus": [0], "name": "qwen-second"}
+    if template is not None:
+        worker["conv_template"] = template
+    hosts["gpu01"]["fastchat_workers"].append(worker)
+    return hosts, groups
+
+
+def test_a_workers_own_template_is_the_models_served_template():
+    from labs import plan_of, reference_lab
+    hosts, groups = reference_lab()
+    hosts["gpu01"]["fastchat_workers"][0]["conv_template"] = "vicuna_v1.1"
+    plan = plan_of(hosts, groups)
+    assert plan["models"]["Qwen-7B-Chat"]["served_conv_template"] == "vicuna_v1.1"
+    assert plan["models"]["Qwen-7B-Chat"]["conv_template"] == "qwen-7b-chat"  # the catalogue's
+    # Two workers of one model with the same template are fine.
+    plan = plan_of(*second_qwen("qwen-7b-chat"))
+    assert plan["models"]["Qwen-7B-Chat"]["served_conv_template"] == "qwen-7b-chat"
+
+
+def test_two_workers_of_one_model_with_different_templates_are_refused():
+    from labs import plan_of
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_plan import PlanError
+    with pytest.raises(PlanError) as error:
+        plan_of(*second_qwen("vicuna_v1.1"))
+    assert [str(e) for e in error.value.errors] == [
+        "gpu01: fastchat_workers[2].conv_template: worker qwen-second serves Qwen-7B-Chat "
+        "with conversation template 'vicuna_v1.1', but worker qwen-7b-chat-gpu1 on gpu01 "
+        "with 'qwen-7b-chat': the web UI prompts a model with one template. Fix: give "
+        "every worker of Qwen-7B-Chat the same conv_template, or leave it out on all of "
+        "them to use the catalogue's."]
+
+
+def test_a_worker_with_a_template_beside_one_without_is_refused():
+    from labs import CATALOGUE, plan_of
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_plan import PlanError
+    catalogue = json.loads(json.dumps(CATALOGUE))
+    del catalogue["Qwen-7B-Chat"]["conv_template"]
+    hosts, groups = second_qwen("qwen-7b-chat")
+    with pytest.raises(PlanError) as error:
+        plan_of(hosts, groups, catalogue=catalogue)
+    assert "with conversation template 'qwen-7b-chat', but worker qwen-7b-chat-gpu1 on " \
+           "gpu01 with FastChat's choice by name (none set)" in str(error.value)
+    plan = plan_of(*second_qwen(), catalogue=catalogue)
+    assert plan["models"]["Qwen-7B-Chat"]["served_conv_template"] is None
+    assert "Qwen-7B-Chat" not in render_conv_templates(plan["models"])
+
+
+def test_only_the_workers_own_arguments_name_its_template():
+    """A llamacpp worker's argv ends with llama-server's after "--": not the worker's."""
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_plan import placement
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_plan.problems import (
+        Problems,
+    )
+    svc = {"kind": "model_worker", "model": "m", "name": "w1",
+           "argv": ["python3", "-m", "worker", "--", "server", "--conv-template", "x"]}
+    problems = Problems()
+    assert placement._served_templates({"h": {"services": [svc]}}, {}, problems) == {"m": None}
+    svc["argv"] = ["python3", "-m", "worker", "--conv-template", "y", "--", "server"]
+    assert placement._served_templates({"h": {"services": [svc]}}, {}, problems) == {"m": "y"}
+    assert problems.items == []
+
+
+def test_the_deploy_role_renders_the_templates_file_with_render_conv_templates():
+    from ansible_collections.fastchat_lab.lab.plugins.filter.deploy import FilterModule
+    assert FilterModule().filters()["lab_conv_templates"] is render_conv_templates
+    with open(os.path.join(ROOT, "roles", "fastchat_deploy", "tasks", "main.yml"),
+              encoding="utf-8") as f:
+        tasks = f.read()
+    assert ("'/conv_templates.json'" in tasks and "_fastchat_deploy_plan.models | "
+            "fastchat_lab.lab.lab_conv_templates | to_nice_json(indent=2)" in tasks)

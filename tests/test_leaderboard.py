@@ -1,14 +1,18 @@
 """The private leaderboard (module_utils/leaderboard*.py, scripts/leaderboard).
 
 Simulated voters with known Bradley–Terry strengths check the fit and its intervals; vote
-lines in FastChat's format check which votes count; tests/data/votes/ holds lines that
-FastChat 0.2.36's own web UI code wrote (see its README.md)."""
+lines in FastChat's format check which votes count (one per battle, the daily cap per
+login); hostile lines and Hypothesis-generated garbage check that every line is counted
+and none is fatal; tests/data/votes/ holds lines that FastChat 0.2.36's own web UI code
+wrote (see its README.md)."""
 
 import ast
+import copy
 import csv
 import glob
 import importlib.util
 import io
+import itertools
 import json
 import math
 import os
@@ -19,6 +23,9 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard import (
     build_leaderboard,
@@ -32,6 +39,8 @@ from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_fastc
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_fit import (
     POINTS_PER_NAT,
 )
+from ansible_collections.fastchat_lab.lab.plugins.module_utils import leaderboard_logs
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_plan import grammar
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_logs import (
     Battle,
     read_vote_logs,
@@ -41,7 +50,12 @@ from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_rende
     nice_ticks,
     render_csv,
     render_html,
+    render_json,
     write_leaderboard,
+)
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_settings import (
+    backups_to_remove,
+    leaderboard_settings,
 )
 
 from labs import ROOT
@@ -52,9 +66,10 @@ NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 QWEN, BAICHUAN = "Qwen-7B-Chat", "Baichuan-13B-Chat"
 ROLES = {QWEN: ["<|im_start|>user", "<|im_start|>assistant"],
          BAICHUAN: ["<reserved_102>", "<reserved_103>"]}
-NO_SKIPS = {"malformed": 0, "truncated": 0, "missing_states": 0, "invalid_models": 0,
-            "same_model": 0, "no_answer": 0, "error_answer": 0, "identity_revealed": 0,
-            "named": 0, "bothbad_excluded": 0}
+NO_SKIPS = {"malformed": 0, "too_long": 0, "truncated": 0, "bad_tstamp": 0,
+            "missing_states": 0, "duplicate_vote": 0, "invalid_models": 0, "same_model": 0,
+            "no_answer": 0, "error_answer": 0, "identity_revealed": 0, "named": 0,
+            "bothbad_excluded": 0, "daily_cap": 0}
 
 
 # --- simulated voters -------------------------------------------------------------------
@@ -209,24 +224,33 @@ def test_options_out_of_range_are_refused():
 
 # --- vote lines in FastChat's format ---------------------------------------------------
 
-def state(model, turns, offset=0):
-    """A ``State.dict()`` as FastChat 0.2.36 logs it: turns are (question, answer) pairs."""
+CONV_IDS = itertools.count(1)
+
+
+def state(model, turns, offset=0, conv_id=None):
+    """A ``State.dict()`` as FastChat 0.2.36 logs it: turns are (question, answer) pairs;
+    each state its own conv_id (a uuid4 hex in FastChat) unless given."""
     user, assistant = ROLES.get(model, ["USER", "ASSISTANT"])
     messages = []
     for question, answer in turns:
         messages += [[user, question], [assistant, answer]]
     return {"template_name": "t", "system_message": "", "roles": [user, assistant],
-            "messages": messages, "offset": offset, "conv_id": "c0ffee", "model_name": model}
+            "messages": messages, "offset": offset,
+            "conv_id": conv_id or "%032x" % next(CONV_IDS), "model_name": model}
 
 
 def vote(kind, model_a, model_b, answer_a="Paris.", answer_b="It is Paris.", named=False,
-         question="Capital of France?"):
-    """One vote line as gradio_block_arena_anony/_named.vote_last_response writes it."""
-    return {"tstamp": 1714560000.5, "type": kind,
+         question="Capital of France?", tstamp=1714560000.5, login=None, ip="203.0.113.7"):
+    """One vote line as gradio_block_arena_anony/_named.vote_last_response writes it (a new
+    battle each call), with the page patch's ``login`` when given."""
+    line = {"tstamp": tstamp, "type": kind,
             "models": [model_a, model_b] if named else ["", ""],
             "states": [state(model_a, [(question, answer_a)]),
                        state(model_b, [(question, answer_b)])],
-            "ip": "203.0.113.7"}
+            "ip": ip}
+    if login is not None:
+        line["login"] = login
+    return line
 
 
 def write_log(directory, lines, name="2024-05-01-conv.json", end="\n"):
@@ -569,3 +593,500 @@ def test_fastchat_files_for_no_votes(tmp_path):
     loaded = TabUnpickler(io.BytesIO(fastchat_elo_results(result))).load()
     assert (loaded["leaderboard_table_df"].index, loaded["leaderboard_table_df"].data["rating"],
             loaded["last_updated_datetime"]) == ([], [], "2024-05-01T12:00:00+00:00")
+
+
+# --- one vote per battle ------------------------------------------------------------------
+
+def test_a_vote_line_written_50_times_counts_once(tmp_path):
+    stuffed = json.dumps(vote("leftvote", QWEN, BAICHUAN))
+    write_log(str(tmp_path), [stuffed] * 50 + [vote("rightvote", QWEN, BAICHUAN)])
+    result = build_leaderboard([str(tmp_path)], min_battles=1, resamples=0, now=NOW)
+    assert result["battles_used"] == 2
+    assert result["skipped"] == dict(NO_SKIPS, duplicate_vote=49)
+    assert (by_model(result)[QWEN]["wins"], by_model(result)[QWEN]["losses"]) == (1, 1)
+    assert format_table(result).splitlines()[-1] == (
+        "battles used: 2 (min battles to rank: 1); skipped: duplicate_vote 49")
+    assert "Votes not counted: duplicate_vote 49." in render_html(result)
+
+
+def test_a_replay_with_another_vote_type_address_or_time_is_the_same_battle(tmp_path):
+    first = vote("leftvote", QWEN, BAICHUAN, tstamp=1714560000.5)
+    replays = []
+    for kind, ip, tstamp in [("rightvote", "198.51.100.9", 1714560100.0),
+                             ("tievote", "203.0.113.7", 1714560200.0),
+                             ("bothbad_vote", None, 1714563600.0)]:
+        replays.append(dict(first, type=kind, ip=ip, tstamp=tstamp))
+    # The replays are read first (another log directory) but were cast later.
+    write_log(str(tmp_path / "a"), replays)
+    write_log(str(tmp_path / "b"), [first])
+    log = read_vote_logs([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert [(b.model_a, b.outcome, b.tstamp) for b in log.battles] == [
+        (QWEN, "a", 1714560000.5)]
+    assert log.skipped == dict(NO_SKIPS, duplicate_vote=3)
+
+
+def test_one_login_voting_in_many_battles_has_each_counted(tmp_path):
+    # Same login, address, models, question and answers: only the conversations differ.
+    write_log(str(tmp_path), [vote("leftvote", QWEN, BAICHUAN, login="alice")
+                              for _ in range(12)])
+    log = read_vote_logs([str(tmp_path)])
+    assert (len(log.battles), log.skipped) == (12, NO_SKIPS)
+
+
+def test_the_first_vote_of_a_battle_decides_even_when_it_does_not_count(tmp_path):
+    # Voted before side B had answered (only through the API: the page waits), then
+    # voted again once it had: the battle has had its vote.
+    early = vote("leftvote", QWEN, BAICHUAN, answer_b=None, tstamp=1714560000.0)
+    late = copy.deepcopy(early)
+    late["states"][1]["messages"][1][1] = "It is Paris."
+    late["tstamp"] = 1714560005.0
+    write_log(str(tmp_path), [early, late])
+    log = read_vote_logs([str(tmp_path)])
+    assert (log.battles, log.skipped) == ([], dict(NO_SKIPS, no_answer=1, duplicate_vote=1))
+
+
+def test_real_fastchat_vote_replayed_50_times_counts_once(tmp_path):
+    (source,) = glob.glob(os.path.join(REAL_VOTES, "*-conv.json"))
+    with open(source, "rb") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    first_vote = next(line for line in lines if b'"type": "leftvote"' in line)
+    (tmp_path / os.path.basename(source)).write_bytes(b"".join(lines) + first_vote * 50)
+    result = build_leaderboard([str(tmp_path)], min_battles=1, resamples=0, now=NOW)
+    assert result["battles_used"] == 5
+    assert result["skipped"] == dict(NO_SKIPS, identity_revealed=2, named=1,
+                                     duplicate_vote=50)
+    assert by_model(result)[QWEN]["wins"] == 2
+
+
+# --- logins and the daily cap ---------------------------------------------------------------
+
+DAY = 1714521600  # 2024-05-01T00:00:00Z
+
+
+def test_votes_per_login_are_reported_addresses_only_counted(tmp_path):
+    alice = vote("leftvote", QWEN, BAICHUAN, login="alice", ip="198.51.100.1")
+    write_log(str(tmp_path), [
+        alice, alice, vote("tievote", QWEN, BAICHUAN, login="alice"),
+        vote("leftvote", QWEN, BAICHUAN, login="bob", answer_a="I am Qwen."),
+        vote("leftvote", QWEN, BAICHUAN, login=None, ip="198.51.100.2"),
+        dict(vote("rightvote", QWEN, BAICHUAN, ip="198.51.100.3"), login=None),
+        dict(vote("rightvote", QWEN, BAICHUAN, ip="198.51.100.3"), login=""),
+    ])
+    result = build_leaderboard([str(tmp_path)], min_battles=1, resamples=0, now=NOW)
+    assert result["meta"]["voters"] == {
+        "logins": {"alice": {"votes": 3, "counted": 2, "duplicate_vote": 1},
+                   "bob": {"votes": 1, "counted": 0, "identity_revealed": 1}},
+        "without_login": {"votes": 3, "counted": 3, "addresses": 2}}
+    assert "198.51.100" not in render_json(result)
+    assert "alice" not in render_html(result)
+
+
+@pytest.mark.parametrize("login", [7, ["alice"], {"name": "alice"}, True, "a" * 129,
+                                   "ali\nce", "ali\x00ce", "\ud800"])
+def test_a_login_that_is_no_login_name_is_malformed(tmp_path, login):
+    # json.dumps escapes what UTF-8 cannot carry (a lone surrogate), as FastChat does.
+    write_log(str(tmp_path), [json.dumps(vote("leftvote", QWEN, BAICHUAN, login=login)),
+                              vote("leftvote", QWEN, BAICHUAN, login="alice")])
+    log = read_vote_logs([str(tmp_path)])
+    assert (len(log.battles), log.skipped) == (1, dict(NO_SKIPS, malformed=1))
+    assert list(log.logins) == ["alice"]
+
+
+def test_daily_cap_counts_the_first_votes_of_each_login_per_utc_day(tmp_path):
+    def at(login, seconds, **kwargs):
+        return vote("leftvote", QWEN, BAICHUAN, login=login, tstamp=DAY + seconds, **kwargs)
+
+    repeated = at("alice", 60)
+    write_log(str(tmp_path), [
+        repeated, repeated, repeated,                        # one battle: uses one vote
+        at("alice", 120, answer_a="Qwen here."),             # not counted: uses none
+        at("alice", 3600), at("alice", 86399.9),             # the second counts, not the third
+        at("alice", 86400), at("alice", 86401),              # the next UTC day
+        at("bob", 100), at("bob", 200),                      # bob has his own cap
+    ])
+    log = read_vote_logs([str(tmp_path)], daily_cap=2)
+    assert log.skipped == dict(NO_SKIPS, duplicate_vote=2, identity_revealed=1, daily_cap=1)
+    counted = sorted(b.tstamp - DAY for b in log.battles)
+    assert counted == [60, 100, 200, 3600, 86400, 86401]
+    assert log.logins["alice"]["daily_cap"] == 1
+
+
+def test_votes_without_a_login_are_capped_by_their_address(tmp_path):
+    lines = [vote("leftvote", QWEN, BAICHUAN, ip="198.51.100.1", tstamp=DAY + n)
+             for n in range(3)]
+    lines += [vote("leftvote", QWEN, BAICHUAN, ip="198.51.100.2", tstamp=DAY + 10)]
+    # The same address with a login is that login's, not the address's.
+    lines += [vote("leftvote", QWEN, BAICHUAN, ip="198.51.100.1", login="carol",
+                   tstamp=DAY + 20)]
+    # Neither a login nor an address: one cap for all of them.
+    lines += [vote("leftvote", QWEN, BAICHUAN, ip=ip, tstamp=DAY + 30 + n)
+              for n, ip in enumerate([None, 5, ""])]
+    write_log(str(tmp_path), lines)
+    log = read_vote_logs([str(tmp_path)], daily_cap=1)
+    assert sorted(b.tstamp - DAY for b in log.battles) == [0, 10, 20, 30]
+    assert log.skipped == dict(NO_SKIPS, daily_cap=4)
+
+
+@pytest.mark.parametrize("cap", [0, None])
+def test_no_daily_cap_counts_every_battle(tmp_path, cap):
+    write_log(str(tmp_path), [vote("leftvote", QWEN, BAICHUAN, login="alice")
+                              for _ in range(30)])
+    result = build_leaderboard([str(tmp_path)], resamples=0, daily_cap=cap)
+    assert (result["battles_used"], result["meta"]["daily_cap"]) == (30, 0)
+
+
+@pytest.mark.parametrize("cap", [-1, True, 2.5, "3"])
+def test_a_bad_daily_cap_is_refused(tmp_path, cap):
+    with pytest.raises(ValueError, match=r"daily_cap must be a whole number >= 0 \(0: no "
+                                         r"cap\), not "):
+        build_leaderboard([str(tmp_path)], daily_cap=cap)
+
+
+def test_cli_daily_cap(tmp_path):
+    logs = tmp_path / "logs"
+    write_log(str(logs), [vote("leftvote", QWEN, BAICHUAN, login="alice") for _ in range(5)])
+    done = run_cli("--logs", str(logs), "--out", str(tmp_path / "out"), "--daily-cap", "2",
+                   "--resamples", "0", "--no-png")
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "out" / "leaderboard.json").read_text(encoding="utf-8"))
+    assert (result["battles_used"], result["skipped"]["daily_cap"],
+            result["meta"]["daily_cap"]) == (2, 3, 2)
+    assert "One vote counts per battle, however often it was cast; at most 2 per login" in (
+        tmp_path / "out" / "leaderboard.html").read_text(encoding="utf-8")
+    uncapped = run_cli("--logs", str(logs), "--out", str(tmp_path / "all"), "--daily-cap", "",
+                       "--resamples", "0", "--no-png")
+    assert uncapped.returncode == 0, uncapped.stderr
+    assert json.loads((tmp_path / "all" / "leaderboard.json").read_text())["battles_used"] == 5
+
+
+def test_cli_bad_daily_cap_exits_2(tmp_path):
+    done = run_cli("--logs", str(tmp_path), "--out", str(tmp_path / "out"), "--daily-cap",
+                   "5; rm -rf /")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "scripts/leaderboard: --daily-cap: '5; rm -rf /' is not a whole number. Fix: set it "
+        "to the most votes one login may have counted per UTC day (e.g. 50), or 0 for no "
+        "cap.\n")
+    assert not (tmp_path / "out").exists()
+
+
+# --- the role's settings and the backups' retention -----------------------------------------
+
+def test_settings_take_counts_and_mean_no_cap_when_empty():
+    assert leaderboard_settings(None, 30) == {"daily_cap": 0, "keep_backups": 30,
+                                              "problems": []}
+    assert leaderboard_settings("", "0") == {"daily_cap": 0, "keep_backups": 0, "problems": []}
+    assert leaderboard_settings(" 50 ", 1000000) == {"daily_cap": 50, "keep_backups": 1000000,
+                                                     "problems": []}
+    # A trailing newline (a value from a file or a YAML block) is white space too.
+    assert leaderboard_settings("5\n", 1)["daily_cap"] == 5
+
+
+@pytest.mark.parametrize("value, what", [
+    (-1, "-1 is not between 0 and 1000000"),
+    (1000001, "1000001 is not between 0 and 1000000"),
+    (10 ** 300, "1%s... is not between 0 and 1000000" % ("0" * 36)),
+    (True, "True is not a whole number"),
+    (2.5, "2.5 is not a whole number"),
+    (float("nan"), "nan is not a whole number"),
+    ("1e3", "'1e3' is not a whole number"),
+    ("-5", "'-5' is not a whole number"),
+    ("5; rm -rf /", "'5; rm -rf /' is not a whole number"),
+    ([5], "[5] is not a whole number"),
+])
+def test_bad_settings_are_refused_with_the_variable_and_a_fix(value, what):
+    assert leaderboard_settings(value, value)["problems"] == [
+        "all: lab_leaderboard_daily_cap: %s. Fix: set it to the most votes one login may "
+        "have counted per UTC day (e.g. 50), or 0 for no cap." % what,
+        "all: lab_leaderboard_keep_backups: %s. Fix: set it to how many of the newest "
+        "backups to keep on the control node (e.g. 30), or 0 to keep every one." % what]
+
+
+def backup(stamp):
+    return "/srv/lb/backups/fastchat-lab-logs-%s.tar.gz" % stamp
+
+
+def test_retention_removes_all_but_the_newest_backups_by_their_names():
+    stamps = ["20240503T000000Z", "20240501T120000Z", "20241231T235959Z", "20240502T000000Z"]
+    others = ["/srv/lb/backups/notes.txt", "/srv/lb/backups/fastchat-lab-logs-old.tar.gz",
+              backup("20230101T000000Z") + ".part", "/srv/lb/backups/mine.tar.gz"]
+    paths = [backup(s) for s in stamps] + others
+    assert backups_to_remove(paths, 2) == [backup("20240501T120000Z"),
+                                           backup("20240502T000000Z")]
+    assert backups_to_remove(paths, 4) == []
+    assert backups_to_remove(paths, 0) == []
+    assert backups_to_remove(others, 1) == []
+    with pytest.raises(ValueError, match="keep must be a whole number from 0 to 1000000"):
+        backups_to_remove(paths, -1)
+
+
+def test_the_role_filters_are_the_settings_functions():
+    from ansible_collections.fastchat_lab.lab.plugins.filter.leaderboard import FilterModule
+    filters = FilterModule().filters()
+    assert filters["leaderboard_settings"]({"daily_cap": "", "keep_backups": 3}) == {
+        "daily_cap": 0, "keep_backups": 3, "problems": []}
+    assert filters["leaderboard_backups_to_remove"](
+        [backup("20240101T000000Z"), backup("20240102T000000Z")], 1) == [
+        backup("20240101T000000Z")]
+
+
+def test_the_role_documents_and_checks_every_variable():
+    role = os.path.join(ROOT, "roles", "lab_leaderboard")
+    with open(os.path.join(role, "defaults", "main.yml"), encoding="utf-8") as handle:
+        defaults = yaml.safe_load(handle)
+    with open(os.path.join(role, "meta", "argument_specs.yml"), encoding="utf-8") as handle:
+        options = yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+    assert (defaults["lab_leaderboard_daily_cap"], defaults["lab_leaderboard_keep_backups"]) == (
+        0, 30)
+    for name in ("lab_leaderboard_daily_cap", "lab_leaderboard_keep_backups"):
+        assert options[name]["default"] == defaults[name]
+    assert leaderboard_settings(defaults["lab_leaderboard_daily_cap"],
+                                defaults["lab_leaderboard_keep_backups"])["problems"] == []
+
+
+def test_the_leaderboard_output_directory_is_git_ignored():
+    with open(os.path.join(ROOT, ".gitignore"), encoding="utf-8") as handle:
+        assert "/leaderboard/" in handle.read().splitlines()
+
+
+def test_model_names_are_the_planners():
+    assert leaderboard_logs.MODEL_NAME_RE.pattern == grammar.MODEL_NAME_RE.pattern
+
+
+# --- hostile lines: every one counted, none fatal ----------------------------------------------
+
+def with_field(path, value):
+    """A good vote (its own battle) with the field at ``path`` set (or deleted: DELETE)."""
+    line = vote("leftvote", QWEN, BAICHUAN)
+    *parents, last = path
+    target = line
+    for key in parents:
+        target = target[key]
+    if value is DELETE:
+        del target[last]
+    else:
+        target[last] = value
+    return json.dumps(line)
+
+
+DELETE = object()
+DEEP = "[" * 100000 + "]" * 100000
+HOSTILE = [
+    # time stamps out of range or of the wrong type
+    (with_field(["tstamp"], 1e300), "bad_tstamp"),
+    (with_field(["tstamp"], -1e300), "bad_tstamp"),
+    (with_field(["tstamp"], -1), "bad_tstamp"),
+    (with_field(["tstamp"], 10 ** 40), "bad_tstamp"),
+    (with_field(["tstamp"], 253402300800), "bad_tstamp"),
+    (with_field(["tstamp"], "1714560000.5"), "bad_tstamp"),
+    (with_field(["tstamp"], True), "bad_tstamp"),
+    (with_field(["tstamp"], None), "bad_tstamp"),
+    (with_field(["tstamp"], [1714560000.5]), "bad_tstamp"),
+    (with_field(["tstamp"], DELETE), "bad_tstamp"),
+    (with_field(["tstamp"], 1.0).replace('"tstamp": 1.0', '"tstamp": NaN'), "bad_tstamp"),
+    (with_field(["tstamp"], 1.0).replace('"tstamp": 1.0', '"tstamp": -Infinity'), "bad_tstamp"),
+    (with_field(["tstamp"], 1.0).replace('"tstamp": 1.0', '"tstamp": 1e400'), "bad_tstamp"),
+    # nesting past the parser, numbers past int()
+    (DEEP, "malformed"),
+    ('{"type": "leftvote", "states": %s}' % DEEP, "malformed"),
+    ("[" * 100000, "malformed"),
+    ('{"type": "leftvote", "tstamp": %s}' % ("9" * 5000), "malformed"),
+    # model names the lab cannot have
+    (with_field(["states", 0, "model_name"], "Qwen,7B"), "invalid_models"),
+    (with_field(["states", 0, "model_name"], "Qwen\n7B"), "invalid_models"),
+    (with_field(["states", 0, "model_name"], "Qwen-7B-Chat\n"), "invalid_models"),
+    (with_field(["states", 0, "model_name"], "Qwen\x1b[31m"), "invalid_models"),
+    (with_field(["states", 0, "model_name"], "$\\frac{a}{$"), "invalid_models"),
+    (with_field(["states", 0, "model_name"], "../../etc"), "invalid_models"),
+    (with_field(["states", 0, "model_name"], "x" * 65), "invalid_models"),
+    (with_field(["models"], ["a,b", "c\nd"]), "invalid_models"),
+    # states of the wrong shape or types
+    (with_field(["states"], "two states"), "missing_states"),
+    (with_field(["states"], [1, 2]), "missing_states"),
+    (with_field(["states"], [{}, {}, {}]), "missing_states"),
+    (with_field(["states", 0, "messages"], "Paris"), "missing_states"),
+    (with_field(["states", 0, "offset"], "0"), "missing_states"),
+    (with_field(["states", 0, "offset"], -1), "missing_states"),
+    (with_field(["states", 0, "offset"], True), "missing_states"),
+    (with_field(["states", 0, "offset"], 1.5), "missing_states"),
+    (with_field(["states", 0, "conv_id"], 7), "missing_states"),
+    (with_field(["states", 0, "conv_id"], ""), "missing_states"),
+    (with_field(["states", 1, "conv_id"], DELETE), "missing_states"),
+    (with_field(["states", 0, "model_name"], 42), "missing_states"),
+    (with_field(["states", 0, "offset"], 10 ** 30), "no_answer"),
+    (with_field(["states", 0, "messages"], [[1, 2, 3], "x", None, [None, None]]), "no_answer"),
+    (with_field(["states", 0, "messages", 1], ["<|im_start|>assistant", {"text": 1}]),
+     "no_answer"),
+    # the rest of the line
+    (with_field(["models"], "nope"), "malformed"),
+    (with_field(["models"], [None, None]), "malformed"),
+    (with_field(["login"], 12), "malformed"),
+    ('"a string"', "malformed"),
+    ("null", "malformed"),
+    ("1e999", "malformed"),
+    ('{"type": 5}', "malformed"),
+    ("{\"type\": \"leftvote\"}", "malformed"),
+    ("\x00\x01\x02", "malformed"),
+    ("\ufeff" + json.dumps(vote("leftvote", QWEN, BAICHUAN)), "malformed"),
+]
+
+
+@pytest.mark.parametrize("line, reason", HOSTILE, ids=range(len(HOSTILE)))
+def test_a_hostile_line_is_counted_under_its_reason(tmp_path, line, reason):
+    write_log(str(tmp_path), [vote("leftvote", QWEN, BAICHUAN), line,
+                              vote("rightvote", QWEN, BAICHUAN)])
+    result = build_leaderboard([str(tmp_path)], min_battles=1, resamples=0, now=NOW)
+    assert (result["battles_used"], result["skipped"]) == (2, dict(NO_SKIPS, **{reason: 1}))
+    assert result["meta"]["lines"] == 3
+    written = write_leaderboard(result, str(tmp_path / "out"), png=False)
+    write_fastchat_leaderboard(result, str(tmp_path / "tab"))
+    with open(written["leaderboard.json"], encoding="utf-8") as handle:
+        assert json.load(handle, parse_constant=reject_constant)["battles_used"] == 2
+
+
+def reject_constant(name):
+    raise AssertionError("leaderboard.json holds %s, which is not JSON" % name)
+
+
+def test_a_vote_at_the_end_of_time_counts_and_shows(tmp_path):
+    write_log(str(tmp_path), [vote("leftvote", QWEN, BAICHUAN, tstamp=253402300799.99997),
+                              vote("leftvote", QWEN, BAICHUAN, tstamp=0)])
+    result = build_leaderboard([str(tmp_path)], min_battles=1, resamples=0, now=NOW)
+    assert (result["meta"]["first_vote"], result["meta"]["last_vote"]) == (
+        "1970-01-01T00:00:00+00:00", "9999-12-31T23:59:59+00:00")
+
+
+def test_sampling_values_that_are_not_numbers_are_left_out(tmp_path):
+    def chat(**params):
+        return {"type": "chat", "model": QWEN,
+                "gen_params": dict({"temperature": 0.7, "top_p": 1.0, "max_new_tokens": 512},
+                                   **params)}
+    lines = [chat(), json.dumps(chat(temperature=1.0)).replace("1.0", "NaN", 1),
+             json.dumps(chat(top_p=1.0)).replace('"top_p": 1.0', '"top_p": Infinity'),
+             chat(max_new_tokens=10 ** 40), chat(temperature="hot"), chat(top_p=True),
+             dict(chat(), model="Qwen,7B"), dict(chat(), model="\ud800")]
+    write_log(str(tmp_path), [json.dumps(x) if isinstance(x, dict) else x for x in lines])
+    result = build_leaderboard([str(tmp_path)])
+    assert result["meta"]["sampling"] == {QWEN: [
+        {"temperature": 0.7, "top_p": 1.0, "max_new_tokens": 512, "chats": 1}]}
+    assert (result["meta"]["other_lines"], sum(result["skipped"].values())) == (8, 0)
+    json.loads(render_json(result), parse_constant=reject_constant)
+
+
+def test_files_that_are_not_utf8_empty_or_not_files(tmp_path):
+    good = json.dumps(vote("leftvote", QWEN, BAICHUAN), ensure_ascii=False)
+    (tmp_path / "2024-05-01-conv.json").write_bytes(
+        good.replace("Paris.", "Paris é.").encode("latin-1") + b"\n" + good.encode() + b"\n")
+    (tmp_path / "2024-05-02-conv.json").write_bytes(
+        (good + "\n").encode("utf-16") + b"\n")
+    (tmp_path / "2024-05-03-conv.json").write_bytes(b"")
+    (tmp_path / "2024-05-04-conv.json").write_bytes(b"\n  \n\r\n")
+    (tmp_path / "2024-05-05-conv.json").mkdir()
+    os.mkfifo(tmp_path / "2024-05-06-conv.json")
+    log = read_vote_logs([str(tmp_path)])
+    assert len(log.files) == 4
+    assert (len(log.battles), log.lines, log.skipped) == (1, 4, dict(NO_SKIPS, malformed=3))
+
+
+def test_a_10_mb_line_is_read_a_longer_one_than_the_limit_is_skipped_in_pieces(tmp_path):
+    big_vote = vote("leftvote", QWEN, BAICHUAN, answer_a="Paris. " * 1_500_000)
+    big_garbage = '{"type": "leftvote", "junk": "' + "x" * 10_000_000
+    write_log(str(tmp_path), [big_vote, big_garbage + '"'], name="2024-05-01-conv.json")
+    with open(tmp_path / "2024-05-02-conv.json", "wb") as handle:
+        handle.write(b"[" * (leaderboard_logs.MAX_LINE_BYTES + 1) + b"\n")
+        handle.write(json.dumps(vote("rightvote", QWEN, BAICHUAN)).encode() + b"\n")
+        handle.write(b"x" * (leaderboard_logs.MAX_LINE_BYTES + 5))   # the last, no newline
+    log = read_vote_logs([str(tmp_path)])
+    assert [b.outcome for b in log.battles] == ["a", "b"]
+    assert log.skipped == dict(NO_SKIPS, malformed=1, too_long=2)
+    assert log.lines == 5
+
+
+# --- fuzz: garbage mixed with good votes ---------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+VOTE_KEYS = ["tstamp", "type", "models", "states", "ip", "login"]
+STATE_KEYS = ["messages", "offset", "conv_id", "model_name", "roles"]
+
+
+@st.composite
+def mutant_vote(draw):
+    """A vote of two other models with one field replaced by anything, or deleted."""
+    line = vote(draw(st.sampled_from(leaderboard_logs.VOTE_TYPES)), "Mutant-A", "Mutant-B",
+                login=draw(st.none() | st.text(max_size=8)))
+    if draw(st.booleans()):
+        target = line["states"][draw(st.integers(0, 1))]
+        key = draw(st.sampled_from(STATE_KEYS))
+    else:
+        target, key = line, draw(st.sampled_from(VOTE_KEYS))
+    if draw(st.booleans()):
+        target.pop(key, None)
+    else:
+        target[key] = draw(JSON_VALUES)
+    return json.dumps(line)
+
+
+def utf8(text):
+    return text.encode("utf-8")
+
+
+# Lines of bytes without a newline (any bytes: not always UTF-8).
+GARBAGE = st.one_of(
+    mutant_vote().map(utf8),
+    JSON_VALUES.map(json.dumps).map(utf8),
+    st.dictionaries(st.sampled_from(VOTE_KEYS), JSON_VALUES).map(json.dumps).map(utf8),
+    st.binary(max_size=64).map(lambda b: b.replace(b"\n", b" ")),
+    st.sampled_from([line for line, _ in HOSTILE]).map(utf8),
+    st.integers(1, 100000).map(lambda n: b"[" * n + b"]" * n),
+)
+
+
+@settings(max_examples=int(os.environ.get("FASTCHAT_LAB_LEADERBOARD_FUZZ", "300")),
+          deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.tuples(st.sampled_from(["good", "again", "garbage"]), GARBAGE),
+                     min_size=1, max_size=25),
+       files=st.integers(1, 3), newline_at_end=st.booleans(), cap=st.sampled_from([0, 1000]))
+def test_fuzz_garbage_never_stops_a_good_vote(tmp_path_factory, lines, files, newline_at_end,
+                                              cap):
+    """Garbage lines (mutated votes, any JSON, any bytes, the hostile lines above, deep
+    nesting) between good votes, some repeated, over 1-3 files: the result always comes
+    out, every good battle counts once, every line is accounted for."""
+    directory = tmp_path_factory.mktemp("fuzz")
+    good = 0
+    texts = []
+    for kind, garbage in lines:
+        if kind == "good":
+            good += 1
+            last_good = utf8(json.dumps(vote("leftvote", QWEN, BAICHUAN, login="alice",
+                                             tstamp=1714560000.5 + good)))
+            texts.append(last_good)
+        elif kind == "again" and good:      # a good vote repeated: still one battle
+            texts.append(last_good)
+        else:
+            texts.append(garbage)
+    per_file = -(-len(texts) // files)
+    for n in range(files):
+        chunk = texts[n * per_file:(n + 1) * per_file]
+        end = b"\n" if newline_at_end or n < files - 1 else b""
+        with open(directory / ("2024-05-0%d-conv.json" % (n + 1)), "wb") as handle:
+            handle.write(b"\n".join(chunk) + end)
+    log = read_vote_logs([str(directory)], daily_cap=cap)
+    real = [b for b in log.battles if {b.model_a, b.model_b} == {QWEN, BAICHUAN}]
+    assert len(real) == good
+    # Every line is somewhere: a counted battle, a skip reason, or a non-vote line.
+    assert log.lines == len(log.battles) + sum(log.skipped.values()) + log.other_lines
+    assert log.lines == sum(1 for text in texts if text.strip())
+    result = build_leaderboard([str(directory)], min_battles=1, resamples=5, daily_cap=cap,
+                               now=NOW)
+    assert result["battles_used"] == len(log.battles)
+    json.loads(render_json(result), parse_constant=reject_constant)
+    render_html(result)
+    render_csv(result)
+    format_table(result)
+    fastchat_leaderboard_table(result)
+    fastchat_elo_results(result)

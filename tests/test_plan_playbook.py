@@ -97,7 +97,7 @@ def test_reference_lab_plan_prints_the_p40_table(tmp_path):
     result = run(root, "check.yml", root / "inventory" / "lab", tmp_path, cmdline="--check")
     out = output(result)
     assert result.status == "successful", out
-    assert "qwen-7b-chat-gpu1        | cuda117 | 21002 | 30.5 / 24.2 GB" in out
+    assert "qwen-7b-chat-gpu1        | cuda117 | transformers fp16 | 21002 | 30.5 / 24.2 GB" in out
     assert "3,728 / 8,192 tokens (short)" in out
     # The warning names the model, host, GPU, the tokens that fit and the fix.
     assert ("[WARNING]: gpu01: fastchat_workers[0].gpus: Qwen-7B-Chat on GPU 1 (Tesla P40) of "

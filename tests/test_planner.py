@@ -41,7 +41,9 @@ def test_reference_lab_plan():
         "--dispatch-method", "shortest_queue"]
     assert svc["openai-api"]["argv"] == [
         "python3", "-m", "fastchat.serve.openai_api_server", "--host", "0.0.0.0",
-        "--port", "8000", "--controller-address", ctl]
+        "--port", "8000", "--controller-address", ctl,
+        # Cross-origin calls from the lab's web UI only (FastChat allows any origin).
+        "--allowed-origins", '["https://192.0.2.10:7860"]']
     assert not any("api-key" in a for a in svc["openai-api"]["argv"])
     assert svc["web-ui"]["argv"] == [
         "python3", "-m", "fastchat.serve.gradio_web_server_multi", "--host", "0.0.0.0",
@@ -78,7 +80,10 @@ def test_reference_lab_plan():
         "workers": ["qwen-7b-chat-gpu1", "baichuan-13b-chat-gpu2-3"],
         "gpu_hosts": ["gpu01"], "hosts": ["gpu01"],
         "addresses": ["192.0.2.10"], "named_addresses": [], "stacks": ["cpu", "cuda117"],
-        "weights_dir": "/srv/fastchat-lab/models", "models_dir": "/models", "rehearsal": False}
+        "weights_dir": "/srv/fastchat-lab/models", "logs_dir": "/var/lib/fastchat-lab/logs",
+        "models_dir": "/models", "rehearsal": False,
+        "llamacpp": {"commit": "0c1e57098bba43ac29e6e3b677cdceebdd22334f", "cuda_archs": [],
+                     "gguf_dir": "/srv/fastchat-lab/models/.gguf"}}
     assert plan["models"]["Qwen-7B-Chat"]["container_path"] == "/models/Qwen-7B-Chat"
     assert plan["models"]["Baichuan-13B-Chat"]["hosts"] == ["gpu01"]
     assert plan["models"]["Qwen-7B-Chat"]["host_path"] == "/srv/fastchat-lab/models/Qwen-7B-Chat"
@@ -91,10 +96,10 @@ def test_reference_lab_table():
     lines = format_plan_table(plan_of(*reference_lab()))
     assert lines[0].split(" | ")[0].strip() == "host"
     bars = {tuple(i for i, c in enumerate(line) if c == "|") for line in lines[:1] + lines[2:7]}
-    assert len(bars) == 1 and len(next(iter(bars))) == 7  # fixed-width columns
+    assert len(bars) == 1 and len(next(iter(bars))) == 8  # fixed-width columns
     text = "\n".join(lines)
     assert "1 (Tesla P40)" in text and "2,3 (Tesla P40 x2)" in text
-    assert "| cuda117 | 21002 | 30.5 / 24.2 GB" in text
+    assert "| cuda117 | transformers fp16 | 21002 | 30.5 / 24.2 GB" in text
     assert "3,728 / 8,192 tokens (short)" in text
     assert "warning: gpu01: fastchat_workers[0].gpus: Qwen-7B-Chat on GPU 1" in text
     assert "controller: http://192.0.2.10:21001" in text
@@ -459,7 +464,7 @@ INVALID = {
         ["gpu01: fastchat_workers[0].load_8bit", "got 'no'"]),
     "unknown_backend": (
         set_key(0, "backend", "tgi"),
-        ["gpu01: fastchat_workers[0].backend", "'tgi' is not known", "Fix: use hf or vllm"]),
+        ["gpu01: fastchat_workers[0].backend", "'tgi' is not known", "Fix: use hf, vllm, llamacpp"]),
     "unknown_device": (
         set_key(0, "device", "gpu"),
         ["gpu01: fastchat_workers[0].device", "'gpu' is not known", "Fix: use cuda or cpu"]),
@@ -683,6 +688,20 @@ HOSTILE = {
     "weights_dir_with_dots": (
         lambda hosts, groups: None, setting(weights_dir="/srv/../etc"),
         ["all: fastchat_weights_dir: '/srv/../etc' is not a normalised path"]),
+    "logs_dir_system": (
+        lambda hosts, groups: None, setting(logs_dir="/var/lib/docker/volumes"),
+        ["all: fastchat_logs_dir: '/var/lib/docker/volumes' is a system directory",
+         "Fix: use a directory the lab owns on the head"]),
+    "logs_dir_with_newline": (
+        lambda hosts, groups: None, setting(logs_dir="/var/lib/fastchat-lab/logs\n"),
+        ["all: fastchat_logs_dir: "]),
+    "logs_dir_inside_the_weights": (
+        lambda hosts, groups: None, setting(logs_dir="/srv/fastchat-lab/models/votes"),
+        ["all: fastchat_logs_dir: '/srv/fastchat-lab/models/votes' and fastchat_weights_dir "
+         "'/srv/fastchat-lab/models' overlap", "Fix: give the logs a directory of their own"]),
+    "logs_dir_holding_the_weights": (
+        lambda hosts, groups: None, setting(logs_dir="/srv/fastchat-lab"),
+        ["all: fastchat_logs_dir: '/srv/fastchat-lab' and fastchat_weights_dir"]),
     "models_dir_is_the_venv": (
         lambda hosts, groups: None, setting(models_dir="/opt/fastchat/venv"),
         ["all: fastchat_models_dir: '/opt/fastchat/venv' is a directory the FastChat image"]),

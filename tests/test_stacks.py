@@ -56,7 +56,7 @@ def test_an_h200_plans_its_worker_on_the_cuda_12_stack_with_the_table_showing_it
     assert worker["argv"][-6:] == ["--device", "cuda", "--num-gpus", "1",
                                    "--conv-template", "qwen-7b-chat"]
     assert worker["memory"]["max_context_tokens"] == 8192
-    assert "| cuda121 | 21002 |" in "\n".join(format_plan_table(plan))
+    assert "| cuda121 | transformers fp16 | 21002 |" in "\n".join(format_plan_table(plan))
 
 
 def test_an_h100_on_a_515_driver_is_refused_with_the_driver_fix():

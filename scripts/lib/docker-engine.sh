@@ -40,10 +40,13 @@ ensure_chromium() {
   ensure_debian_packages chromium "headless screenshots of the web UI" chromium fonts-dejavu-core
 }
 
-# The unit tests' tools: git-lfs (the weights helper), rsync (the transfer helper).
+# The unit tests' tools: git-lfs (the weights helper), rsync (the transfer helper), nginx
+# and openssl (the front door's configuration, run as the lab_proxy role installs it).
 ensure_unit_test_tools() {
   ensure_debian_packages git-lfs "the weights helper's tests" git git-lfs &&
-    ensure_debian_packages rsync "the transfer helper's tests" rsync
+    ensure_debian_packages rsync "the transfer helper's tests" rsync &&
+    ensure_debian_packages nginx "the front door's tests" nginx &&
+    ensure_debian_packages openssl "the front door's tests" openssl
 }
 
 # Run dockerd ourselves (no init system: a container, a CI sandbox) unless one runs.

@@ -169,6 +169,35 @@ def test_no_key_or_password_in_the_process_list_or_the_compose_file(host):
         assert secret not in out and secret not in compose
 
 
+def secrets_in_container_files(host_name, container_id):
+    """Files of a running container, written since it started, that hold a secret; and
+    whether its docker logs do. The secret files mounted for it on purpose are bind
+    mounts of another file system (find -xdev leaves them out); the rest is its own."""
+    started = on(host_name, "docker", "inspect", "-f", "{{.State.StartedAt}}", container_id).strip()
+    script = ("find / -xdev -type f -newermt %s -size -50M -print0 2>/dev/null "
+              "| xargs -0 -r grep -lF %s 2>/dev/null || true") % (
+                  started, " ".join("-e %s" % s for s in SECRETS))
+    files = on(host_name, "docker", "exec", container_id, "sh", "-c", script).split()
+    logs = subprocess.run(["docker", "exec", host_name, "docker", "logs", container_id],
+                          capture_output=True, text=True, check=True)
+    in_logs = [s for s in SECRETS if s in logs.stdout + logs.stderr]
+    return files, in_logs
+
+
+def test_no_secret_in_any_container_log_or_file(host):
+    # FastChat logs its parsed arguments (the API keys were among them): the keys now
+    # reach the API server from a file, and no service writes any secret anywhere.
+    name = host.backend.get_hostname()
+    for svc, c in containers(name).items():
+        files, in_logs = secrets_in_container_files(name, c["Id"])
+        assert files == [] and in_logs == [], (svc, files, in_logs)
+    if name == "fcl-lab-head":
+        # The arena's own logs (a host directory) and FastChat's log files there.
+        found = host.run("grep -rlF %s /var/lib/fastchat-lab/logs" % " ".join(
+            "-e %s" % s for s in SECRETS))
+        assert found.rc == 1 and found.stdout == "", found.stdout
+
+
 def test_the_secret_files_are_readable_by_root_only(host):
     if host.backend.get_hostname() != "fcl-lab-head":
         pytest.skip("the API server and the web UI run on the head")
@@ -266,6 +295,74 @@ def test_the_api_and_web_ui_speak_https_with_the_lab_ca_only():
     assert on("fcl-lab-head", "python3", "-c",
               "import urllib.request as u; print(u.urlopen('http://127.0.0.1:17860/', "
               "timeout=10).status)").strip() == "200"
+
+
+def ask(url, method="GET", data=None, headers=None):
+    """(status, headers, body) over HTTPS verified against the lab CA."""
+    import ssl
+    import urllib.error
+    import urllib.request
+    context = ssl.create_default_context(cafile=CA)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=context) as resp:
+            return resp.status, dict(resp.headers), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, dict(exc.headers), exc.read().decode()
+
+
+# FastChat's API server's routes and what else it could answer: without a key, none may
+# (FastChat 0.2.36 answered /api/v1/* without one; the proxy passes the lab's routes only).
+KEYLESS = [("POST", "/api/v1/token_check", b'{"prompts": [{"model": "tiny-chat", "prompt": "x", "max_tokens": 1}]}'),
+           ("POST", "/api/v1/chat/completions", b'{"model": "tiny-chat", "messages": [{"role": "user", "content": "x"}]}'),
+           ("POST", "/v1/chat/completions", b'{"model": "tiny-chat", "messages": [{"role": "user", "content": "x"}]}'),
+           ("POST", "/v1/completions", b'{"model": "tiny-chat", "prompt": "x"}'),
+           ("POST", "/v1/embeddings", b'{"model": "tiny-chat", "input": "x"}'),
+           ("GET", "/v1/models", None), ("GET", "/docs", None), ("GET", "/redoc", None),
+           ("GET", "/openapi.json", None), ("GET", "/", None), ("POST", "/list_models", b"{}"),
+           ("POST", "/worker_generate_stream", b"{}"), ("GET", "/v1//models", None)]
+
+
+def test_no_route_of_the_api_port_answers_without_a_key():
+    base = "https://%s:8000" % address("fcl-lab-head")
+    for method, path, body in KEYLESS:
+        status, _headers, text = ask(base + path, method, body,
+                                     {"Content-Type": "application/json"})
+        assert status in (401, 404), (method, path, status, text[:200])
+        assert "choices" not in text and "tiny-chat" not in text, (path, text[:200])
+    # FastChat itself (on the head's loopback, behind the proxy) refuses /api/v1 too.
+    direct = on("fcl-lab-head", "python3", "-c",
+                "import urllib.request as u, urllib.error as e\n"
+                "try:\n  u.urlopen(u.Request('http://127.0.0.1:18000/api/v1/token_check', "
+                "data=b'{\"prompts\": []}', headers={'Content-Type': 'application/json'}), timeout=10)\n"
+                "  print(200)\nexcept e.HTTPError as x:\n  print(x.code)").strip()
+    assert direct == "401", direct
+    # Browsers may call the API from the lab's web UI only.
+    status, headers, _ = ask(base + "/v1/models", headers={
+        "Authorization": "Bearer " + API_KEY, "Origin": "https://evil.example"})
+    assert status == 200 and "access-control-allow-origin" not in {k.lower() for k in headers}
+
+
+def test_the_front_door_sends_its_security_headers():
+    for port in (8000, 7860):
+        _status, headers, _ = ask("https://%s:%d/" % (address("fcl-lab-head"), port))
+        names = {k.lower(): v for k, v in headers.items()}
+        assert names["strict-transport-security"].startswith("max-age="), names
+        assert names["content-security-policy"] == "frame-ancestors 'none'", names
+        assert names["server"] == "nginx", names
+    # Debian's default site (nginx's welcome page on :80) is gone.
+    assert connect(address("fcl-lab-head"), 80) == "refused"
+
+
+def test_a_burst_of_wrong_logins_gets_429():
+    url = "https://%s:7860/login" % address("fcl-lab-head")
+    form = ("username=%s&password=wrong-password-123" % LOGIN[0]).encode()
+    codes = [ask(url, "POST", form, {"Content-Type": "application/x-www-form-urlencoded"})[0]
+             for _ in range(20)]
+    assert codes.count(429) >= 12 and set(codes) <= {400, 401, 429}, codes
+    # The throttle refills at 10 logins a minute: later tests log in again.
+    time.sleep(45)
 
 
 def test_a_flushed_rule_set_is_reported_and_restored(host):
@@ -516,3 +613,72 @@ def test_anonymous_battles_voted_in_a_browser_make_the_leaderboard():
             browser.close()
     for phrase in PUBLIC_ARENA:
         assert phrase not in text, phrase
+
+
+# ---------------------------------------------------------------------------
+# 7. Not one vote lost: a stuffed vote counts once, a restore gives the same leaderboard
+# ---------------------------------------------------------------------------
+
+LOGS = "/var/lib/fastchat-lab/logs"
+
+
+def leaderboard(out_dir):
+    joining = os.path.join(PROJECT, "molecule", "lab", "inventory", "joining.yml")
+    result = ansible_playbook("-i", joining, "playbooks/leaderboard.yml", "-e",
+                              "fastchat_leaderboard_out=%s" % out_dir, "-e",
+                              '{"lab_leaderboard_min_battles": 1}', timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-20000:]
+    with open(os.path.join(out_dir, "leaderboard.json"), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def standings(board):
+    return (board["battles_used"],
+            sorted((m["model"], m["battles"], m["wins"], m["losses"], m["ties"], m["rating"])
+                   for m in board["models"]))
+
+
+def vote_lines():
+    text = on("fcl-lab-head", "sh", "-c", "cat %s/*-conv.json" % LOGS)
+    return [json.loads(line) for line in text.splitlines()
+            if line.strip() and json.loads(line).get("type", "").endswith("vote")]
+
+
+def test_every_vote_line_names_its_login_and_a_replayed_vote_counts_once():
+    out_dir = os.path.join(OUTPUT, "leaderboard")
+    votes = vote_lines()
+    assert len(votes) == len(VOTES), votes
+    assert {v.get("login") for v in votes} == {LOGIN[0]}, [v.get("login") for v in votes]
+    first = standings(leaderboard(out_dir))
+    # Vote stuffing: the same vote event written 50 times more.
+    line = json.dumps(votes[0])
+    on("fcl-lab-head", "python3", "-c",
+       "import glob, sys; f = sorted(glob.glob('%s/*-conv.json'))[-1]; "
+       "open(f, 'a').write(sys.argv[1] * 50)" % LOGS, line + "\n")
+    board = leaderboard(out_dir)
+    assert standings(board) == first
+    assert board["skipped"]["duplicate_vote"] == 50, board["skipped"]
+
+
+def test_a_restore_gives_back_the_same_leaderboard():
+    """README, "Votes survive": back up (every leaderboard run does, as the timer does),
+    lose the head's logs, restore, and the leaderboard is the same."""
+    out_dir = os.path.join(OUTPUT, "leaderboard")
+    before = leaderboard(out_dir)
+    backups = sorted(os.listdir(os.path.join(out_dir, "backups")))
+    newest = os.path.join(out_dir, "backups", backups[-1])
+    # The head's backup timer is in place too.
+    assert on("fcl-lab-head", "systemctl", "is-enabled", "fastchat-lab-backup.timer").strip() == "enabled"
+    # The disk dies: every log file of the arena is gone.
+    on("fcl-lab-head", "sh", "-c", "rm -f %s/*" % LOGS)
+    assert on("fcl-lab-head", "sh", "-c", "ls %s | wc -l" % LOGS).strip() == "0"
+    joining = os.path.join(PROJECT, "molecule", "lab", "inventory", "joining.yml")
+    result = ansible_playbook("-i", joining, "playbooks/restore.yml", "-e",
+                              "lab_backup_restore_from=%s" % newest, timeout=900)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-20000:]
+    for secret in SECRETS:
+        assert secret not in out
+    after = leaderboard(out_dir)
+    assert standings(after) == standings(before)
+    assert after["skipped"] == before["skipped"]

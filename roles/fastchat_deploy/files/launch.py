@@ -6,12 +6,15 @@
 
 run:    waits (bounded by FASTCHAT_LAB_WAIT_SECONDS, default 300) until the controller
         answers — FastChat's workers register once and exit if it is down — then runs
-        the FastChat module in this process. The OpenAI API server gets its keys from the
-        root-only file FASTCHAT_LAB_API_KEYS_FILE names (one per line): they are added
-        to the module's own argument list, never to a command line or an environment. The web UI
-        gets what its directory FASTCHAT_LAB_WEB_UI_DIR holds (WEB_UI_FILES): the page
-        (FASTCHAT_LAB_PAGE, read by the lab's page patch), the logins file
-        (--gradio-auth-path) and the leaderboard tab's files.
+        the FastChat module in this process. The OpenAI API server reads its keys itself
+        from the root-only file FASTCHAT_LAB_API_KEYS_FILE names (one per line; the
+        project's hardening patch), so they pass through no argument list, command line,
+        environment or log. The web UI gets what its directory FASTCHAT_LAB_WEB_UI_DIR
+        holds (WEB_UI_FILES): the page (FASTCHAT_LAB_PAGE, read by the lab's page patch),
+        the logins file (--gradio-auth-path) and the leaderboard tab's files.
+        Fail closed: a service told to have keys (FASTCHAT_LAB_API_KEYS_FILE) or logins
+        (FASTCHAT_LAB_REQUIRE_LOGIN=1) does not start while that file is missing or empty
+        (a restore, a full disk): it exits naming the file.
 health: exit 0 when URL answers 200 (POST sends {}); with --api-key the first key of
         that file is sent as a bearer token.
 """
@@ -56,12 +59,37 @@ def web_ui_args(directory):
     return args
 
 
+def read_lines(path):
+    """The non-empty lines of ``path``; [] when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [line.strip() for line in fh if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
 def api_keys():
     path = os.environ.get("FASTCHAT_LAB_API_KEYS_FILE")
-    if not path or not os.path.isfile(path):
-        return []
-    with open(path, encoding="utf-8") as fh:
-        return [line.strip() for line in fh if line.strip()]
+    return read_lines(path) if path else []
+
+
+def secrets_problem(module, environ):
+    """Why ``module`` must not start with the secrets it was told to have, or None.
+    Names the file, never its content."""
+    if module == "fastchat.serve.openai_api_server":
+        path = environ.get("FASTCHAT_LAB_API_KEYS_FILE")
+        if path and not read_lines(path):
+            return ("the API keys file %s is missing or empty: refusing to serve the API "
+                    "without its keys. Fix: re-run the play (it writes the keys), or restore "
+                    "the file" % path)
+    if module == "fastchat.serve.gradio_web_server_multi" and environ.get("FASTCHAT_LAB_REQUIRE_LOGIN") == "1":
+        directory = environ.get("FASTCHAT_LAB_WEB_UI_DIR") or ""
+        path = os.path.join(directory, WEB_UI_FILES["auth"])
+        if not directory or not read_lines(path):
+            return ("the web UI's logins file %s is missing or empty: refusing to serve the "
+                    "arena without a login. Fix: re-run the play (it writes the logins), or "
+                    "restore the file" % path)
+    return None
 
 
 def wait_for(controller, seconds):
@@ -87,15 +115,14 @@ def run(args):
     if len(args) < 3 or args[1] != "-m":
         sys.exit("launch.py run: expected -- python3 -m MODULE ARGS..., got %r" % args)
     module, module_args = args[2], args[3:]
+    problem = secrets_problem(module, os.environ)
+    if problem:
+        sys.exit("launch.py: " + problem)
     if wait:
         seconds = float(os.environ.get("FASTCHAT_LAB_WAIT_SECONDS", "300"))
         print("launch.py: waiting up to %.0f s for the controller at %s" % (seconds, wait), flush=True)
         if not wait_for(wait, seconds):
             sys.exit("launch.py: the controller at %s did not answer within %.0f s" % (wait, seconds))
-    if module == "fastchat.serve.openai_api_server":
-        keys = api_keys()
-        if keys:
-            module_args = module_args + ["--api-keys", ",".join(keys)]
     if module == "fastchat.serve.gradio_web_server_multi":
         module_args = module_args + web_ui_args(os.environ.get("FASTCHAT_LAB_WEB_UI_DIR"))
     sys.argv = [module] + module_args

@@ -2,11 +2,13 @@
 # Copyright: fastchat-lab contributors
 # Apache License 2.0
 """compose_project: one host's docker compose project from the lab plan;
-compose_container_states: the state of each service's containers, from docker ps."""
+compose_container_states: the state of each service's containers, from docker ps;
+compose_bridge_outdated: whether the project's network predates its named bridge."""
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.compose import (
+    bridge_outdated,
     container_states,
     render_compose,
 )
@@ -41,4 +43,5 @@ def compose_project(plan, host, options=None):
 
 class FilterModule:
     def filters(self):
-        return {"compose_project": compose_project, "compose_container_states": container_states}
+        return {"compose_project": compose_project, "compose_container_states": container_states,
+                "compose_bridge_outdated": bridge_outdated}

@@ -8,14 +8,18 @@ from ansible_collections.fastchat_lab.lab.plugins.module_utils.deploy_settings i
     deploy_problems,
     web_ui_auth_file,
 )
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_page import render_page
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_page import (
+    render_conv_templates,
+    render_page,
+)
 
 DOCUMENTATION = r"""
 name: deploy_problems
 short_description: Every problem of fastchat_deploy's settings (module_utils/deploy_settings.py).
 description:
-  - Also provides C(api_keys_file), C(web_ui_auth_file) (the root-only files) and
-    C(lab_page) (the web UI's page file, module_utils/lab_page.py render_page).
+  - Also provides C(api_keys_file), C(web_ui_auth_file) (the root-only files),
+    C(lab_page) (the web UI's page file, module_utils/lab_page.py render_page) and
+    C(lab_conv_templates) (its templates file from the plan's models, render_conv_templates).
 positional: _input
 options:
   _input:
@@ -43,4 +47,5 @@ class FilterModule:
             "api_keys_file": api_keys_file,
             "web_ui_auth_file": web_ui_auth_file,
             "lab_page": _page,
+            "lab_conv_templates": render_conv_templates,
         }

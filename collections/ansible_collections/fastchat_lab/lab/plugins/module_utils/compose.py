@@ -26,6 +26,12 @@ API_KEYS_FILE = "/opt/fastchat-lab/secrets/api-keys"
 # read-only; the launcher hands FastChat what is there (launch.py WEB_UI_FILES).
 WEB_UI_DIR = "/opt/fastchat-lab/web-ui"
 
+# The project's network is a Linux bridge of this fixed name (a valid interface name, at
+# most 15 characters) instead of Docker's br-<network id>: the lab_firewall role lets this
+# host's lab containers through by it, matched exactly (module_utils/firewall.py).
+BRIDGE = "fastchat-lab"
+BRIDGE_OPTION = "com.docker.network.bridge.name"
+
 DEFAULT_OPTIONS = {
     "project": "fastchat-lab",
     # {stack: image reference}; every stack a host's services use must be there.
@@ -37,8 +43,13 @@ DEFAULT_OPTIONS = {
     "api_keys_file": "/etc/fastchat-lab/secrets/api-keys",
     # Host directory with the web UI's files (page, login, leaderboard); None: none.
     "web_ui_dir": "/etc/fastchat-lab/web-ui",
-    # Named volume for the web UI's conversation and vote logs (survives redeploys).
-    "logs_volume": "fastchat-lab-logs",
+    # Host directory for the web UI's conversation and vote logs, bind-mounted: no compose
+    # project owns it, so neither `docker compose down -v` nor a volume prune removes it.
+    "logs_dir": "/var/lib/fastchat-lab/logs",
+    # The web UI has logins: it must not start without its logins file (fail closed).
+    "web_ui_login": False,
+    # Days of FastChat's own daily log files kept (the hardening patch prunes the rest).
+    "log_days": 14,
     # Seconds a worker may take to load its model before health checks count.
     "worker_start_period": 900,
     # {host name: IPv4 address} of lab hosts addressed by name, as the host resolves
@@ -129,7 +140,8 @@ def render_compose(plan, host, options=None):
             "init": True,
             "labels": {"fastchat-lab.service": svc["name"], "fastchat-lab.kind": svc["kind"]},
             "volumes": [launcher_mount],
-            "environment": {"FASTCHAT_LAB_SERVICE": svc["name"]},
+            "environment": {"FASTCHAT_LAB_SERVICE": svc["name"],
+                            "FASTCHAT_LAB_LOG_DAYS": str(opts["log_days"])},
         }
         if opts["extra_hosts"]:
             out["extra_hosts"] = ["%s:%s" % (name, ip) for name, ip in sorted(opts["extra_hosts"].items())]
@@ -159,11 +171,13 @@ def render_compose(plan, host, options=None):
             out["environment"]["LOGDIR"] = "/logs"
             # No calls home from Gradio: lab hosts are often offline.
             out["environment"]["GRADIO_ANALYTICS_ENABLED"] = "False"
-            out["volumes"].append({"type": "volume", "source": opts["logs_volume"],
-                                   "target": "/logs"})
+            out["volumes"].append({"type": "bind", "source": opts["logs_dir"], "target": "/logs",
+                                   "bind": {"create_host_path": False}})
             if opts["web_ui_dir"]:
                 out["volumes"].append(_bind(opts["web_ui_dir"], WEB_UI_DIR))
                 out["environment"]["FASTCHAT_LAB_WEB_UI_DIR"] = WEB_UI_DIR
+            if opts["web_ui_login"]:
+                out["environment"]["FASTCHAT_LAB_REQUIRE_LOGIN"] = "1"
             out["healthcheck"] = _health("http://127.0.0.1:%d/" % port, start_period=60,
                                          start_interval=quick)
         else:
@@ -187,10 +201,24 @@ def render_compose(plan, host, options=None):
         out["command"] = command + ["--"] + list(svc["argv"])
         services[svc["name"]] = out
 
-    project = {"name": opts["project"], "services": services}
-    if any(s["kind"] == "web_ui" for s in host_plan["services"]):
-        project["volumes"] = {opts["logs_volume"]: {"name": opts["logs_volume"]}}
-    return project
+    return {"name": opts["project"], "services": services,
+            "networks": {"default": {"driver_opts": {BRIDGE_OPTION: BRIDGE}}}}
+
+
+def bridge_outdated(inspected):
+    """Whether the project's network must be made again before ``compose up``: it exists
+    (``docker network inspect`` answered rc 0) with another bridge than BRIDGE, e.g. the
+    br-<id> of a lab deployed before its bridge had a name. Compose keeps such a network
+    as it is when it has no config-hash label (compose made none before it learnt to
+    detect changed networks, docker/compose#12267), and where it does detect the change it
+    may fail to start the containers it stopped to remove it (docker/compose#12897): the
+    fastchat_deploy role takes the project down once instead.
+
+    ``inspected``: the probe's answer {rc, stdout} of ``docker network inspect --format
+    '{{index .Options "com.docker.network.bridge.name"}}' <project>_default``."""
+    if not isinstance(inspected, dict) or inspected.get("rc") != 0:
+        return False
+    return str(inspected.get("stdout", "")).strip() != BRIDGE
 
 
 # How a running container's health shows in `docker ps` STATUS ("Up 3 minutes (healthy)").

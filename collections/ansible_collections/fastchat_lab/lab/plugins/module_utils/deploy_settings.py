@@ -9,12 +9,17 @@ Pure Python (standard library only); the ``fastchat_lab.lab`` deploy filters wra
 
 - API keys (``fastchat_deploy_api_keys``): ``[{name, key}]``. The name says who a key is
   for, so one can be revoked by removing it; FastChat's ``--api-keys`` splits on commas,
-  so a key is 16-256 characters of ``A-Z a-z 0-9 . _ ~ + / = -``.
+  so a key is 16-256 characters of ``A-Z a-z 0-9 . _ ~ + / = -``, not beginning with
+  ``-`` (a tool would read it as an option), and no two names share a key (revoking one
+  would revoke both).
 - Web UI users (``fastchat_deploy_web_ui_users``): ``[{name, password}]``. FastChat 0.2.36
   reads its ``--gradio-auth-path`` file as ``user:password`` pairs split on commas and
   newlines and cuts a pair at its first ``:``, so neither may hold ``:``, ``,`` or
   white space; an empty file would mean no login at all, hence at least one user (or
-  ``fastchat_deploy_open_web_ui: true`` on purpose).
+  ``fastchat_deploy_open_web_ui: true`` on purpose). A password has at least
+  MIN_PASSWORD characters: the login is on the lab's network, guessed at nginx's
+  throttled rate (lab_proxy) at worst.
+- FastChat's own log files (``fastchat_deploy_log_days``): the newest N days are kept.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ import re
 
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_page import render_page
 
-NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._@-]{0,62}[A-Za-z0-9])?$")
-KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
-PASSWORD_RE = re.compile(r"^[^\s:,]{8,128}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._@-]{0,62}[A-Za-z0-9])?\Z")
+KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}\Z")
+MIN_PASSWORD = 12
+PASSWORD_RE = re.compile(r"^[^\s:,]{%d,128}\Z" % MIN_PASSWORD)
+LOG_DAYS = (1, 3650)
 
 
 def _entries(where, var, value, secret_key, problems):
@@ -61,13 +68,19 @@ def _entries(where, var, value, secret_key, problems):
 
 def check_api_keys(where, keys):
     """Problems of fastchat_deploy_api_keys (never quoting a key)."""
-    problems = []
+    problems, owners = [], {}
     for label, name, key in _entries(where, "fastchat_deploy_api_keys", keys, "key", problems):
-        if not isinstance(key, str) or not KEY_RE.match(key):
+        if not isinstance(key, str) or not KEY_RE.match(key) or key.startswith("-"):
             problems.append("%s: %s.key: the key of %s is not 16-256 characters of letters, "
-                            "digits and . _ ~ + / = - (FastChat splits keys on commas). Fix: "
-                            "make one with: python3 -c 'import secrets; "
-                            "print(secrets.token_urlsafe(32))'." % (where, label, name))
+                            "digits and . _ ~ + / = - that does not begin with '-' (FastChat "
+                            "splits keys on commas). Fix: make one with: python3 -c 'import "
+                            "secrets; print(secrets.token_urlsafe(32))'." % (where, label, name))
+            continue
+        if key in owners:
+            problems.append("%s: %s.key: %s has the same key as %s, so revoking one would "
+                            "revoke both. Fix: give each name its own key." % (
+                                where, label, name, owners[key]))
+        owners.setdefault(key, name)
     return problems
 
 
@@ -80,17 +93,23 @@ def check_web_ui_users(where, users):
             problems.append("%s: %s.name: %s has a ':'. Fix: a name without ':'." % (
                 where, label, name))
         if not isinstance(password, str) or not PASSWORD_RE.match(password):
-            problems.append("%s: %s.password: the password of %s is not 8-128 characters "
+            problems.append("%s: %s.password: the password of %s is not %d-128 characters "
                             "without spaces, ':' or ',' (FastChat's login file splits on "
                             "them). Fix: make one with: python3 -c 'import secrets; "
-                            "print(secrets.token_urlsafe(18))'." % (where, label, name))
+                            "print(secrets.token_urlsafe(18))'." % (where, label, name,
+                                                                    MIN_PASSWORD))
     return problems
 
 
 def deploy_problems(where, api_keys, open_api, has_api, users, open_web_ui, has_web_ui,
-                    page, lab_name, models):
+                    page, lab_name, models, log_days=14):
     """Every problem of the deployment settings, as the preflight reports them."""
     problems = []
+    if isinstance(log_days, bool) or not isinstance(log_days, int) \
+            or not LOG_DAYS[0] <= log_days <= LOG_DAYS[1]:
+        problems.append("%s: fastchat_deploy_log_days: must be a whole number of days from %d "
+                        "to %d, got %r. Fix: write e.g. 14 without quotes." % (
+                            where, LOG_DAYS[0], LOG_DAYS[1], log_days))
     if has_api:
         if not isinstance(open_api, bool):
             problems.append("%s: fastchat_deploy_open_api: must be a boolean, got %r. Fix: "

@@ -127,12 +127,41 @@ def _service(plan, kind):
     return next(s for s in plan["hosts"][head]["services"] if s["kind"] == kind)
 
 
+# Paths of the API port that must not answer without a key: FastChat's own /api/v1 routes
+# (0.2.36 served them without one), its docs and schema, and the OpenAI routes.
+KEYLESS_PROBES = (("POST", "/api/v1/token_check", {"prompts": []}),
+                  ("POST", "/api/v1/chat/completions", {"model": "x", "messages": []}),
+                  ("GET", "/docs", None), ("GET", "/openapi.json", None),
+                  ("GET", "/v1/models", None))
+
+
+def check_disk(report, head, logs_dir, min_free_gb, statvfs=os.statvfs):
+    """The disk the arena's votes live on has at least ``min_free_gb`` free."""
+    try:
+        st = statvfs(logs_dir)
+    except OSError as exc:
+        _check(report, "the votes' disk has room", False,
+               "The arena's logs directory %s on %s cannot be read (%s)." % (
+                   logs_dir, head, exc.strerror or exc),
+               "deploy the lab (site.yml), which makes it.")
+        return
+    free = st.f_bavail * st.f_frsize / 1e9
+    _check(report, "the votes' disk has room", free >= min_free_gb,
+           "The disk of the arena's logs (%s on %s) has %.1f GB free (at least %s wanted)." % (
+               logs_dir, head, free, min_free_gb),
+           "free space on that disk (old images: docker image prune; old backups in "
+           "lab_backup_dir), or move fastchat_logs_dir to a larger disk: a full disk stops "
+           "the arena from writing votes.")
+
+
 def check_lab(plan, keys=(), users=(), ca_file=None, retries=36, delay=5.0, timeout=120.0,
-              sleep=time.sleep):
+              sleep=time.sleep, min_free_gb=None, statvfs=os.statvfs):
     """Run every check; returns {"checks": [...], "failures": [...], "table": [...]}.
 
     ``keys``: the API keys (the first is used); ``users``: web UI logins as
-    (name, password) pairs (the first is used); ``ca_file``: the lab CA on this host.
+    (name, password) pairs (the first is used); ``ca_file``: the lab CA on this host;
+    ``min_free_gb``: the free space wanted on the disk of the arena's logs (None: not
+    checked), read with ``statvfs`` on this host (the head).
     """
     report = {"checks": [], "table": format_table(plan)}
     summary = plan["summary"]
@@ -192,6 +221,18 @@ def check_lab(plan, keys=(), users=(), ca_file=None, retries=36, delay=5.0, time
         _check(report, "the API refuses a request without a key", answer.status == 401,
                "Without a key the API answered %s." % answer.describe(),
                "check that the API server got its keys (%s openai-api on the head)." % logs)
+        base = api[:-len("/v1")] if api.endswith("/v1") else api
+        answered = []
+        for method, path, body in KEYLESS_PROBES:
+            got = client.request(base + path, method, body=body, timeout=10)
+            if got.status not in (401, 403, 404):
+                answered.append("%s %s: %s" % (method, path, got.describe(60)))
+        _check(report, "no route of the API port answers without a key", not answered,
+               "Without a key: %s." % ("; ".join(answered) if answered else
+                                       "every probed route (%s) refused" % ", ".join(
+                                           p for _, p, _ in KEYLESS_PROBES)),
+               "rebuild the image with the project's hardening patch (site.yml) and check "
+               "the TLS proxy's routes (/etc/nginx/conf.d/fastchat-lab.conf).")
     if models:
         answer = client.request(api + "/chat/completions", "POST", headers=auth, body={
             "model": models[0], "messages": [{"role": "user", "content": "Say hello."}],
@@ -253,6 +294,8 @@ def check_lab(plan, keys=(), users=(), ca_file=None, retries=36, delay=5.0, time
                        parts.hostname, svc["backend_port"],
                        "accepts connections" if open_port else "refuses connections"),
                    "publish it on 127.0.0.1 only (the compose project of the head).")
+    if min_free_gb is not None:
+        check_disk(report, head, summary["logs_dir"], min_free_gb, statvfs)
     report["failures"] = [c for c in report["checks"] if not c["ok"]]
     return report
 

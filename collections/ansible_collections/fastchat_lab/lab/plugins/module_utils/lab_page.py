@@ -27,6 +27,14 @@ as written. ``title`` stays plain text: FastChat escapes it where it is a headin
 Every default is true of a private lab: it names the lab and its models, says who
 reads the conversations and votes (the lab's admins), and that nothing leaves the
 lab. No default links to or loads anything outside the lab.
+
+:func:`render_conv_templates` gives the page's second file, ``conv_templates.json``
+beside it: {model name: FastChat conversation template}, the template the plan starts
+each model's workers with (``plan["models"][m]["served_conv_template"]``). The web UI
+builds its prompts itself: with this file it prompts every model as its workers and the
+API server do (without it, FastChat picks a template by the model's name: a neutral name
+gets ``one_shot``, whose example exchange then opens every conversation). The web UI
+reads it for each new conversation, so a model that joins the lab restarts nothing.
 """
 
 from __future__ import annotations
@@ -174,3 +182,35 @@ def render_page(settings: dict, models: list[str], lab_name: str,
         "login_html": html.escape(login),
         "models": {m: md_escape(descriptions[m]) for m in models if descriptions.get(m)},
     }
+
+
+# A FastChat conversation template name, as its registry spells them (vicuna_v1.1,
+# qwen-7b-chat, chatglm3, ...): no path, space, quote or control character.
+_TEMPLATE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def render_conv_templates(plan_models: dict) -> dict:
+    """{model: template} of the models whose workers serve a template (the plan's
+    ``models``: {name: {"served_conv_template": str or None, ...}}); a model without
+    one is left out (FastChat's choice by name, as its workers make). Raises ValueError
+    listing every entry that is not a model name with a template name or null."""
+    if not isinstance(plan_models, dict):
+        raise ValueError("The plan's models: %r is not a mapping. Fix: pass the plan's "
+                         "\"models\" (lab_plan)." % (plan_models,))
+    out, problems = {}, []
+    for name, entry in plan_models.items():
+        template = entry.get("served_conv_template") if isinstance(entry, dict) else entry
+        if not isinstance(name, str) or not name.strip() or not isinstance(entry, dict):
+            problems.append("models.%s: not a model of the plan. Fix: pass the plan's "
+                            "\"models\" (lab_plan)." % (name,))
+        elif template is None:
+            continue
+        elif not isinstance(template, str) or not _TEMPLATE_RE.fullmatch(template):
+            problems.append("models.%s.served_conv_template: %r is not a template name. Fix: "
+                            "name one of FastChat's conversation templates." % (name, template))
+        else:
+            out[name] = template
+    if problems:
+        raise ValueError("The web UI's templates file has %d problem%s:\n- %s" % (
+            len(problems), "" if len(problems) == 1 else "s", "\n- ".join(problems)))
+    return dict(sorted(out.items()))

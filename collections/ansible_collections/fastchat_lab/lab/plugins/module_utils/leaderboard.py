@@ -11,9 +11,12 @@ Pure Python and numpy (no Ansible import): pytest imports it directly and
 - ``leaderboard_render.py``   leaderboard.json, .csv, .html, .png and the printed table
 - ``leaderboard_fastchat.py`` the two files FastChat 0.2.36's Leaderboard tab reads
 
-Ties count as half a win for each side. ``bothbad_vote`` ("both are bad") is a tie by
-default, as FastChat's own analysis has it ("tie (bothbad)"); ``bothbad="exclude"`` leaves
-those votes out instead (counted in ``skipped["bothbad_excluded"]``).
+Which votes count is ``leaderboard_logs.py``'s: one per battle, however often its vote
+event repeats; at most ``daily_cap`` per login (else address) and UTC day; every corrupt
+line counted under a reason, never fatal. Ties count as half a win for each side.
+``bothbad_vote`` ("both are bad") is a tie by default, as FastChat's own analysis has it
+("tie (bothbad)"); ``bothbad="exclude"`` leaves those votes out instead (counted in
+``skipped["bothbad_excluded"]``).
 
 Output of :func:`build_leaderboard` / :func:`compute_leaderboard` (JSON-serialisable)::
 
@@ -29,17 +32,23 @@ Output of :func:`build_leaderboard` / :func:`compute_leaderboard` (JSON-serialis
                       "sampling": [{"temperature", "top_p", "max_new_tokens", "chats"}]}},
       ],
       "battles_used": 1234,
-      "skipped": {"malformed": 0, "truncated": 0, "missing_states": 0, "invalid_models": 0,
+      "skipped": {"malformed": 0, "too_long": 0, "truncated": 0, "bad_tstamp": 0,
+                  "missing_states": 0, "duplicate_vote": 0, "invalid_models": 0,
                   "same_model": 0, "no_answer": 0, "error_answer": 0,
-                  "identity_revealed": 0, "named": 0, "bothbad_excluded": 0},
+                  "identity_revealed": 0, "named": 0, "bothbad_excluded": 0,
+                  "daily_cap": 0},             # leaderboard_logs.py: the rules, in order
       "generated_at": "2024-05-01T12:00:00+00:00",
       "win_rates": {"Qwen-7B-Chat": {"Baichuan-13B-Chat": {"share": 0.56, "battles": 512}}},
                                                # row beats column; ties half; pairs met only
       "min_battles": 10,
       "meta": {"lab": {...},                   # the caller's meta without "models"
                                                # ("title" heads the HTML page)
-               "log_dirs", "log_files", "lines", "votes_seen", "first_vote", "last_vote",
-               "seed", "resamples", "bothbad", "include_named", "anchor",
+               "log_dirs", "log_files", "lines", "votes_seen", "other_lines",
+               "first_vote", "last_vote", "seed", "resamples", "bothbad", "include_named",
+               "daily_cap",                    # 0: no cap
+               "voters": {"logins": {login: {"votes", "counted", <reason>: N}},
+                          "without_login": {"votes", "counted", ..., "addresses": N}},
+               "anchor",
                "scale": {"base": 10, "scale": 400, "ridge": 0.1},
                "sampling": {model: [...]},     # from the logs' chat lines, every model
                "named_votes": {"battles": N, "models": [{"model", "battles", "wins",
@@ -79,6 +88,7 @@ from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_logs 
     iso_time,
     read_vote_logs,
     summarise_sampling,
+    summarise_voters,
 )
 
 DEFAULT_MIN_BATTLES = 10
@@ -102,17 +112,18 @@ def build_leaderboard(log_dirs: Iterable[str], *, seed: int = DEFAULT_SEED,
                       min_battles: int = DEFAULT_MIN_BATTLES, include_named: bool = False,
                       bothbad: str = "tie", aliases: Mapping[str, Iterable[str]] | None = None,
                       meta: Mapping[str, Any] | None = None, anchor_model: str | None = None,
-                      now: datetime | None = None) -> dict[str, Any]:
+                      now: datetime | None = None, daily_cap: int | None = 0) -> dict[str, Any]:
     """Read the vote logs in ``log_dirs`` and compute the leaderboard (module docstring).
 
-    ``aliases`` defaults to ``meta["models"][m]["aliases"]`` merged over DEFAULT_ALIASES.
+    ``aliases`` defaults to ``meta["models"][m]["aliases"]`` merged over DEFAULT_ALIASES;
+    ``daily_cap``: counted votes per login (else address) and UTC day, 0 or None: no cap.
     Raises FileNotFoundError for a missing log directory, ValueError for bad options.
     """
     log_dirs = list(log_dirs)
     merged_aliases = dict(aliases_from_meta(meta))
     merged_aliases.update(aliases or {})
     log = read_vote_logs(log_dirs, aliases=merged_aliases, include_named=include_named,
-                         bothbad=bothbad)
+                         bothbad=bothbad, daily_cap=daily_cap)
     result = compute_leaderboard(log.battles, skipped=log.skipped, seed=seed,
                                  resamples=resamples, min_battles=min_battles, meta=meta,
                                  anchor_model=anchor_model, now=now,
@@ -120,13 +131,15 @@ def build_leaderboard(log_dirs: Iterable[str], *, seed: int = DEFAULT_SEED,
     result["meta"].update(_log_meta(log, log_dirs))
     result["meta"]["bothbad"] = bothbad
     result["meta"]["include_named"] = include_named
+    result["meta"]["daily_cap"] = daily_cap or 0
     return result
 
 
 def _log_meta(log: VoteLog, log_dirs: list[str]) -> dict[str, Any]:
     """What was read: directories, files, lines, votes, and the named votes left out."""
     return {"log_dirs": log_dirs, "log_files": len(log.files), "lines": log.lines,
-            "votes_seen": log.votes_seen,
+            "votes_seen": log.votes_seen, "other_lines": log.other_lines,
+            "voters": summarise_voters(log),
             "named_votes": {"battles": len(log.named), "models": _named_summary(log.named)}}
 
 

@@ -278,6 +278,10 @@ def _summary_html(result: Mapping[str, Any]) -> str:
                  _number(meta["anchor"]["rating"]), meta.get("bothbad", "tie"),
                  meta["resamples"], meta["seed"]),
              "Votes not counted: %s." % skipped_summary(result)]
+    cap = meta.get("daily_cap")
+    lines.append("One vote counts per battle, however often it was cast%s." % (
+        "; at most %d per login (without a login: per address) and UTC day" % cap
+        if cap else ""))
     named = meta.get("named_votes") or {}
     if named.get("battles"):
         lines.append("Named side-by-side votes, not in the ratings: %d." % named["battles"])

@@ -32,7 +32,7 @@ def _int_or_none(field: str):
     if field is None:
         return None
     field = re.sub(r"\s*MiB$", "", field)
-    if not re.match(r"^\d+$", field):
+    if not re.match(r"^\d+\Z", field):
         return None
     return int(field)
 

@@ -174,7 +174,7 @@ def package_names(wanted):
     return [str(spec).partition("=")[0].split(":", 1)[0] for spec in wanted]
 
 
-PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
+PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*\Z")
 
 
 def is_package_name(name):
@@ -194,8 +194,8 @@ def dpkg_query_argv(wanted):
 
 MAX_READ = 1024 * 1024
 MAX_GLOB = 4096
-UNIT = re.compile(r"^[A-Za-z0-9@._:\\-]+$")
-NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+UNIT = re.compile(r"^[A-Za-z0-9@._:\\-]+\Z")
+NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 
 
 def check_request(params):

@@ -94,7 +94,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
-MODE = re.compile(r"^0?[0-7]{3,4}$")
+MODE = re.compile(r"^0?[0-7]{3,4}\Z")
 
 
 def check_entries(files):

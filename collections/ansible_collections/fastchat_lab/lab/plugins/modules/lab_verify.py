@@ -46,6 +46,12 @@ options:
     description: Seconds one request may take.
     type: int
     default: 120
+  min_free_gb:
+    description:
+      - Free space (GB) wanted on the disk of the arena's logs (the plan's logs_dir, on this
+        host); less is a failure. 0 does not check.
+    type: float
+    default: 2
 attributes:
   check_mode:
     support: full
@@ -103,6 +109,7 @@ def main():
             "ca_file": {"type": "path"},
             "retries": {"type": "int", "default": 36},
             "timeout": {"type": "int", "default": 120},
+            "min_free_gb": {"type": "float", "default": 2},
         },
         supports_check_mode=True,
     )
@@ -110,7 +117,8 @@ def main():
     report = check_lab(
         params["plan"], keys=[k["key"] for k in params["api_keys"]],
         users=[(u["name"], u["password"]) for u in params["web_ui_users"]],
-        ca_file=params["ca_file"], retries=params["retries"], timeout=params["timeout"])
+        ca_file=params["ca_file"], retries=params["retries"], timeout=params["timeout"],
+        min_free_gb=params["min_free_gb"] or None)
     module.exit_json(changed=False, web_ui_instance=web_ui_instance(module), **report)
 
 

@@ -54,13 +54,21 @@ Output (JSON-serialisable; ``playbooks/plan.yml -e fastchat_lab_plan_file=PATH``
         "named_addresses": [],                                  # those that are names
         "stacks": ["cpu", "cuda117"],                           # image stacks of the lab
         "weights_dir": "/srv/fastchat-lab/models",              # on the hosts
+        "logs_dir": "/var/lib/fastchat-lab/logs",               # the arena's votes, on the head
         "models_dir": "/models",                                # in the containers
         "rehearsal": false,
       },
       "models": {                       # only the catalogue entries that some worker uses
         "Qwen-7B-Chat": {"source", "revision", "gpu_memory_gb", "architecture",
                          "conv_template", "trust_remote_code", "local_path",
-                         "container_path", "host_path", "requires", "aliases", "hosts"},
+                         "container_path", "host_path", "requires", "aliases", "hosts",
+                         # The template every worker of the model is started with
+                         # (--conv-template: the worker's conv_template, else the
+                         # catalogue's; null: FastChat's adapter chooses by name). The web
+                         # UI prompts the model with it too (module_utils/lab_page.py
+                         # conv_templates); workers of one model with different
+                         # templates are refused.
+                         "served_conv_template": "qwen-7b-chat"},
       },
       "hosts": {
         "gpu01": {

@@ -10,6 +10,8 @@ Flags are FastChat 0.2.36's (fastchat/serve/*.py argparse).
 
 from __future__ import annotations
 
+import json
+
 BASE = ["python3", "-m"]
 
 
@@ -18,10 +20,14 @@ def controller(port: int, dispatch_method: str) -> list:
                    "--dispatch-method", dispatch_method]
 
 
-def openai_api(port: int, controller_url: str) -> list:
-    # The API keys are added by the launcher from a root-only env file, never here.
+def openai_api(port: int, controller_url: str, web_ui_url: str) -> list:
+    # The API keys are read by the server itself from a root-only file (the project's
+    # hardening patch), never given here. Browsers may call the API from the lab's web UI
+    # only (FastChat allows every origin by default, so any page a lab user opens could
+    # drive the models with a key the browser holds).
     return BASE + ["fastchat.serve.openai_api_server", "--host", "0.0.0.0", "--port", str(port),
-                   "--controller-address", controller_url]
+                   "--controller-address", controller_url,
+                   "--allowed-origins", json.dumps([web_ui_url])]
 
 
 def web_ui(port: int, controller_url: str) -> list:
@@ -59,3 +65,30 @@ def worker(worker, run_device: str, model_path: str, port: int, url: str,
     if worker.limit_worker_concurrency is not None:
         argv += ["--limit-worker-concurrency", str(worker.limit_worker_concurrency)]
     return argv
+
+
+# llama-server inside the llama.cpp images (roles/fastchat_image, stacks llamacpp-*), and the
+# port it listens on inside the worker's container (127.0.0.1 only: the worker adds
+# --host, --port and a key of its own making).
+LLAMA_SERVER = "/opt/llamacpp/bin/llama-server"
+LLAMA_SERVER_PORT = 8090
+LLAMACPP_WORKER = "fastchat_lab_llamacpp_worker"
+
+
+def llamacpp_worker(worker, run_device: str, gguf_path: str, port: int, url: str,
+                    controller_url: str, conv_template, slots: int, context: int,
+                    tensor_split=None) -> list:
+    """A llamacpp worker: FastChat's worker protocol in front of llama-server, which serves
+    ``slots`` requests at once, each up to ``context`` tokens (the KV cache holds them all)."""
+    argv = BASE + [LLAMACPP_WORKER, "--model-path", gguf_path,
+                   "--model-names", worker.model.name, "--host", "0.0.0.0", "--port", str(port),
+                   "--worker-address", url, "--controller-address", controller_url]
+    if conv_template:
+        argv += ["--conv-template", conv_template]
+    argv += ["--limit-worker-concurrency", str(slots), "--server-port", str(LLAMA_SERVER_PORT),
+             "--", LLAMA_SERVER, "--model", gguf_path, "--alias", worker.model.name,
+             "--ctx-size", str(slots * context), "--parallel", str(slots),
+             "--n-gpu-layers", "999" if run_device == "cuda" else "0"]
+    if tensor_split:
+        argv += ["--split-mode", "layer", "--tensor-split", ",".join(map(str, tensor_split))]
+    return argv + ["--no-webui", "--metrics"]

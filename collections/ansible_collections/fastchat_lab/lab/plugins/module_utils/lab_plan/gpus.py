@@ -26,8 +26,8 @@ DECLARE_FIX = ("declare fastchat_gpus as {count, name, memory_mib, compute_capab
                "compute_capability, driver_version} per GPU")
 FACTS_FIX = ("check the driver on the host (nvidia-smi -q shows what it cannot read); the "
              "facts win over fastchat_gpus, so they must be right")
-CC_RE = re.compile(r"^(\d{1,2})\.(\d)$")
-DRIVER_RE = re.compile(r"^(\d{3,4})(?:\.\d{1,3}){1,2}$")
+CC_RE = re.compile(r"^(\d{1,2})\.(\d)\Z")
+DRIVER_RE = re.compile(r"^(\d{3,4})(?:\.\d{1,3}){1,2}\Z")
 MAX_GPUS = 64
 
 

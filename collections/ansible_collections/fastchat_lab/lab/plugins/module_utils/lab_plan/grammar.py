@@ -23,13 +23,15 @@ import posixpath
 import re
 from urllib.parse import urlsplit
 
-MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$")
-WORKER_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
-REVISION_RE = re.compile(r"^[0-9a-f]{40}$")
-HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-LABEL_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?\Z")
+WORKER_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?\Z")
+REVISION_RE = re.compile(r"^[0-9a-f]{40}\Z")
+HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}\Z")
+LABEL_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 # Characters a path may have: it lands in compose volume specs ("src:dst:ro") and argv.
-PATH_RE = re.compile(r"^/[A-Za-z0-9._@+/-]*$")
+# A Python class name as config.json's "architectures" gives it.
+HF_ARCH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
+PATH_RE = re.compile(r"^/[A-Za-z0-9._@+/-]*\Z")
 # Host directories the lab must never use for weights: what rsync --delete or a
 # bind mount there would break.
 SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc",
@@ -41,8 +43,8 @@ SHARED_DIRS = ("/", "/home", "/mnt", "/media", "/opt", "/root", "/srv", "/tmp", 
 # Container paths the image itself uses (the venv lives in /opt/fastchat).
 CONTAINER_DIRS = ("/bin", "/dev", "/etc", "/lib", "/lib64", "/opt/fastchat", "/opt/fastchat-lab",
                   "/proc", "/run", "/sbin", "/sys", "/usr", "/tmp", "/logs")
-SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(GiB|MiB|KiB|GB|MB|KB|Gb|Mb|Kb)\s*$", re.IGNORECASE)
-VERSION_RE = re.compile(r"^\d+(?:\.\d+)*$")
+SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(GiB|MiB|KiB|GB|MB|KB|Gb|Mb|Kb)\s*\Z", re.IGNORECASE)
+VERSION_RE = re.compile(r"^\d+(?:\.\d+)*\Z")
 
 
 def is_int(value) -> bool:
@@ -156,6 +158,11 @@ def host_dir_problem(path) -> str | None:
     return None
 
 
+def nested(a: str, b: str) -> bool:
+    """Whether normalised absolute paths ``a`` and ``b`` are equal or one holds the other."""
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
 def container_dir_problem(path) -> str | None:
     problem = path_problem(path)
     if problem:
@@ -240,7 +247,7 @@ def spec_problem(spec) -> str | None:
     if not isinstance(spec, str) or not spec.strip():
         return "%r is not a version range like \">=4.32,<4.34\"" % (spec,)
     for part in spec.split(","):
-        match = re.match(r"^\s*(>=|<=|==|!=|<|>)\s*(\S+)\s*$", part)
+        match = re.match(r"^\s*(>=|<=|==|!=|<|>)\s*(\S+)\s*\Z", part)
         if not match or not VERSION_RE.match(match.group(2)):
             return "%r is not a version range like \">=4.32,<4.34\"" % (spec,)
     return None
@@ -257,7 +264,7 @@ def version_in(version: str, spec: str) -> bool:
 
     have = version_tuple(version)
     for part in spec.split(","):
-        op, want = re.match(r"^\s*(>=|<=|==|!=|<|>)\s*(\S+)\s*$", part).groups()
+        op, want = re.match(r"^\s*(>=|<=|==|!=|<|>)\s*(\S+)\s*\Z", part).groups()
         left, right = padded(have, version_tuple(want))
         ok = {">=": left >= right, "<=": left <= right, "==": left == right,
               "!=": left != right, "<": left < right, ">": left > right}[op]

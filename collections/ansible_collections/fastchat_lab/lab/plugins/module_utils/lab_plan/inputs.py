@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from . import grammar
 from .gpus import host_gpus
+from .llamacpp_architectures import ARCHITECTURES as LLAMACPP_ARCHITECTURES
 from .model import (
-    BACKENDS, DEVICES, DISPATCH_METHODS, RESERVED_NAMES, SETTING_KEYS, Architecture,
-    CatalogueModel, Settings, Worker,
+    BACKENDS, DEFAULT_PARALLEL, DEFAULT_QUANTIZATION, DEVICES, DISPATCH_METHODS, QUANTIZATIONS,
+    RESERVED_NAMES, SETTING_KEYS, Architecture, CatalogueModel, Settings, Worker,
 )
 from .problems import key as keyed, show
 
 CATALOGUE_KEYS = ("source", "revision", "gpu_memory_gb", "architecture", "conv_template",
-                  "trust_remote_code", "local_path", "requires", "aliases")
+                  "trust_remote_code", "local_path", "requires", "aliases", "hf_architecture")
 ARCH_KEYS = ("parameters", "layers", "hidden_size", "attention_heads", "kv_heads",
              "context_tokens", "vocab_size", "alibi")
 REQUIRES_KEYS = ("transformers",)
 WORKER_KEYS = ("model", "gpus", "backend", "device", "name", "port", "max_gpu_memory",
-               "load_8bit", "conv_template", "limit_worker_concurrency")
+               "load_8bit", "conv_template", "limit_worker_concurrency", "quantization",
+               "parallel")
 CATALOGUE_FIX = "correct it in fastchat_models_extra in your inventory"
 BOOL_FIX = "write true or false without quotes"
 # Settings also come from the command line, where -e key=value is always a string.
@@ -73,6 +75,20 @@ def read_settings(raw, problems) -> Settings | None:
         problems.add("all", "fastchat_weights_dir", bad, "use a directory the lab owns, e.g. "
                      "/srv/fastchat-lab/models (its model directories are replaced when "
                      "weights are copied)")
+    bad = grammar.revision_problem(raw["llamacpp_commit"])
+    if bad:
+        problems.add("all", "fastchat_llamacpp_commit", bad, "pin llama.cpp's full commit id "
+                     "(40 hex characters), e.g. the lab_plan role's default")
+    bad = grammar.host_dir_problem(raw["logs_dir"])
+    if bad:
+        problems.add("all", "fastchat_logs_dir", bad, "use a directory the lab owns on the "
+                     "head, e.g. /var/lib/fastchat-lab/logs (the arena's votes live there)")
+    elif not grammar.host_dir_problem(raw["weights_dir"]) and \
+            grammar.nested(raw["logs_dir"], raw["weights_dir"]):
+        problems.add("all", "fastchat_logs_dir", "%r and fastchat_weights_dir %r overlap: "
+                     "copying weights replaces model directories, which must never touch "
+                     "the votes" % (raw["logs_dir"], raw["weights_dir"]),
+                     "give the logs a directory of their own, e.g. /var/lib/fastchat-lab/logs")
     if len(problems) > before:
         return None
     ports = {}
@@ -188,6 +204,12 @@ def _read_entry(name, label, entry, templates, problems):
                      "layers, hidden_size, attention_heads, kv_heads, context_tokens, "
                      "vocab_size, alibi), or at least gpu_memory_gb from its model card")
     requires = _read_requires(label, entry.get("requires", {}), problems)
+    hf_arch = entry.get("hf_architecture")
+    if hf_arch is not None and (not isinstance(hf_arch, str)
+                                or not grammar.HF_ARCH_RE.match(hf_arch)):
+        problems.add("all", label + ".hf_architecture", "%s is not a model class name"
+                     % show(hf_arch), "copy architectures[0] from the model's config.json, "
+                     "e.g. QWenLMHeadModel")
     aliases = entry.get("aliases", [])
     if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip()
                                                  for a in aliases):
@@ -199,7 +221,7 @@ def _read_entry(name, label, entry, templates, problems):
         name=name, source=entry["source"], revision=entry["revision"], conv_template=tmpl,
         trust_remote_code=trc, local_path=local_path, architecture=arch,
         gpu_memory_gb=float(mem) if mem is not None else None, requires=requires,
-        aliases=tuple(aliases))
+        aliases=tuple(aliases), hf_architecture=hf_arch)
 
 
 def _read_architecture(label, arch, problems):
@@ -337,7 +359,9 @@ def read_worker(host, pos, worker, models, names, templates, settings, gpus, gpu
     backend = worker.get("backend", "hf")
     if backend not in BACKENDS:
         problems.add(host, var + ".backend", "%s is not known" % show(backend),
-                     "use hf or vllm")
+                     "use %s" % ", ".join(BACKENDS))
+    quantization, parallel = _llamacpp_keys(host, var, worker, backend, model, settings,
+                                            problems)
     device = worker.get("device", "cuda")
     if device not in DEVICES:
         problems.add(host, var + ".device", "%s is not known" % show(device),
@@ -403,12 +427,67 @@ def read_worker(host, pos, worker, models, names, templates, settings, gpus, gpu
                          "use backend: hf, or set fastchat_rehearsal: false on real GPUs")
         if model is not None and indices:
             _check_tensor_parallel(host, var, model, len(indices), problems)
+    if backend == "llamacpp":
+        for key in ("max_gpu_memory", "load_8bit"):
+            if worker.get(key) not in (None, False):
+                problems.add(host, var + "." + key, "the llamacpp worker has no such option "
+                             "(llama.cpp splits layers over the GPUs by --tensor-split and "
+                             "quantizes with quantization)", "remove it")
+        if limit is not None:
+            problems.add(host, var + ".limit_worker_concurrency", "a llamacpp worker passes "
+                         "llama-server exactly as many requests as it has slots",
+                         "remove it and set parallel (the slots) instead")
     if len(problems) > before or model is None or indices is None:
         return None
     return Worker(host=host, position=pos, model=model, gpus=tuple(indices), backend=backend,
+                  quantization=quantization, parallel=parallel,
                   device=device, name=name, port=port,
                   max_gpu_memory=max_mem if cap is not None else None, cap_bytes=cap,
                   load_8bit=load_8bit, conv_template=tmpl, limit_worker_concurrency=limit)
+
+
+def _llamacpp_keys(host, var, worker, backend, model, settings, problems):
+    """(quantization, parallel) of a llamacpp worker; (None, None) for the others."""
+    given = [k for k in ("quantization", "parallel") if k in worker]
+    if backend != "llamacpp":
+        for key in given:
+            problems.add(host, var + "." + key, "only llamacpp workers have %s" % key,
+                         "remove it, or set backend: llamacpp")
+        return None, None
+    quantization = worker.get("quantization", DEFAULT_QUANTIZATION)
+    if quantization not in QUANTIZATIONS:
+        problems.add(host, var + ".quantization", "%s is not a quantization the lab makes"
+                     % show(quantization), "use one of %s (q8_0: about 8.5 bits a weight, "
+                     "near fp16 answers; q4_k_m: about 4.9, smaller and faster)"
+                     % ", ".join(QUANTIZATIONS))
+        quantization = None
+    parallel = worker.get("parallel")  # None: as many as fit, up to DEFAULT_PARALLEL
+    if parallel is not None and (not grammar.is_int(parallel) or not 1 <= parallel <= 64):
+        problems.add(host, var + ".parallel", "must be a whole number of slots from 1 to 64, "
+                     "got %s" % show(parallel), "e.g. parallel: 4 (requests decoded together)")
+        parallel = None
+    if model is not None:
+        if model.architecture is None:
+            problems.add(host, var + ".backend", "llama.cpp's memory and GGUF size are "
+                         "computed from the model's architecture, which %s's catalogue entry "
+                         "does not give" % model.name, "add architecture (from config.json) "
+                         "to its catalogue entry")
+        if model.local_path is not None:
+            problems.add(host, var + ".backend", "%s's weights are a local_path: the lab makes "
+                         "GGUF files from the weights it fetches at a pinned revision"
+                         % model.name, "use backend: hf for this model, or give it source "
+                         "and revision instead of local_path")
+        if model.hf_architecture is None:
+            problems.add(host, var + ".backend", "llama.cpp's converter needs to know %s's "
+                         "model class, which its catalogue entry does not give" % model.name,
+                         "add hf_architecture (architectures[0] of its config.json, e.g. "
+                         "QWenLMHeadModel) to its catalogue entry")
+        elif model.hf_architecture not in LLAMACPP_ARCHITECTURES:
+            problems.add(host, var + ".backend", "llama.cpp's converter (commit %s) does not "
+                         "convert %s (%s)" % (settings.llamacpp_commit[:10], model.name,
+                                              model.hf_architecture),
+                         "use backend: hf or vllm for this model")
+    return quantization, parallel
 
 
 def _worker_model(host, var, model, models, names, problems):

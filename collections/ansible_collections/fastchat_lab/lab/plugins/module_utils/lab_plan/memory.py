@@ -81,6 +81,7 @@ class Estimate:
     basis: str                   # "architecture" | "catalogue"
     fits: bool                   # at least MIN_CONTEXT tokens fit (or the flat figure)
     weights_fit: bool = True
+    slots: int | None = None     # llamacpp: llama-server's slots that fit at the context served
 
     def as_dict(self) -> dict:
         return {
@@ -93,6 +94,7 @@ class Estimate:
                       "available_gb": round(g["available"] / GB, 2), "layers": g["layers"]}
                      for g in self.per_gpu],
             "basis": self.basis,
+            "slots": self.slots,
         }
 
 
@@ -230,3 +232,134 @@ def estimate_flat(gpu_memory_gb, gpus, cap_bytes=None, load_8bit=False) -> Estim
     return Estimate(need=need, available=sum(per), context_tokens=None,
                     max_context_tokens=None, model_context_tokens=None, per_gpu=per_gpu,
                     basis="catalogue", fits=need <= sum(per))
+
+
+# ---------------------------------------------------------------------------
+# llama.cpp (backend llamacpp)
+# ---------------------------------------------------------------------------
+# GGUF: bytes per weight of ggml's block types (a block's bytes / its weights).
+BYTES_PER_WEIGHT = {"f16": 2.0, "q8_0": 34 / 32, "q4_k": 144 / 256, "q5_k": 176 / 256,
+                    "q6_k": 210 / 256}
+# Model classes whose attention's q, k and v are one tensor in the GGUF (llama-quantize
+# gives that tensor q5_k under q4_k_m).
+FUSED_QKV = frozenset({"QWenLMHeadModel"})
+# llama-server's defaults the plan keeps: a micro-batch of 512 tokens.
+UBATCH = 512
+# Calibrated in LLAMACPP_CALIBRATION (below): what llama.cpp needs besides weights and KV
+# cache on a GPU (the CUDA context, cuBLAS) and its compute buffer per micro-batch.
+LLAMACPP_GPU_OVERHEAD_MIB = 400
+COMPUTE_LOGIT_BYTES = 4          # the logits of a micro-batch: ubatch x vocab x f32
+COMPUTE_HIDDEN_BYTES = 64        # activations: ubatch x hidden x this
+# The context a slot serves is a multiple of 256 (llama.cpp pads it so).
+CONTEXT_STEP = 256
+
+
+def _more_bits(layer, layers):
+    """llama-quantize's use_more_bits (src/llama-quant.cpp): the layers whose attn_v and
+    ffn_down get q6_k under q4_k_m."""
+    return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
+
+
+def gguf_layout(arch, quantization, hf_architecture=None):
+    """Bytes of a model's GGUF file as llama.cpp lays it out: {"embed": the token
+    embeddings (llama.cpp keeps them in host memory), "output": the output head,
+    "layers": [bytes of each layer]}; the norms (f32 vectors) are left out.
+
+    A layer's weights are split into attention (q and o: hidden x hidden; k and v: hidden
+    x kv width) and the gated MLP (the rest of the layer's share of the parameters; its
+    down projection a third of it), each at the type llama-quantize gives it.
+    """
+    bpw = BYTES_PER_WEIGHT
+    head = arch.vocab_size * arch.hidden_size
+    kv_width = arch.kv_heads * arch.head_dim
+    attn = 2 * arch.hidden_size ** 2 + 2 * arch.hidden_size * kv_width
+    per_layer = max((arch.parameters - 2 * head) / arch.layers, attn)
+    mlp = per_layer - attn
+    if quantization in ("f16", "q8_0"):
+        b = bpw[quantization]
+        return {"embed": head * b, "output": head * b, "layers": [per_layer * b] * arch.layers}
+    if quantization != "q4_k_m":
+        raise ValueError("unknown quantization %r" % quantization)
+    layers = []
+    for i in range(arch.layers):
+        more = _more_bits(i, arch.layers)
+        v = arch.hidden_size * kv_width
+        if hf_architecture in FUSED_QKV:
+            attn_bytes = (attn - arch.hidden_size ** 2) * bpw["q5_k"] + arch.hidden_size ** 2 * bpw["q4_k"]
+        else:
+            attn_bytes = (attn - v) * bpw["q4_k"] + v * bpw["q6_k" if more else "q4_k"]
+        mlp_bytes = (2 * mlp / 3) * bpw["q4_k"] + (mlp / 3) * bpw["q6_k" if more else "q4_k"]
+        layers.append(attn_bytes + mlp_bytes)
+    return {"embed": head * bpw["q4_k"], "output": head * bpw["q6_k"], "layers": layers}
+
+
+def gguf_bytes(arch, quantization, hf_architecture=None):
+    """The GGUF file's size (bytes), about: its tensors."""
+    layout = gguf_layout(arch, quantization, hf_architecture)
+    return layout["embed"] + layout["output"] + sum(layout["layers"])
+
+
+def llamacpp_compute_bytes(arch):
+    """llama.cpp's compute buffer for one micro-batch (the device that holds the output)."""
+    return UBATCH * (arch.vocab_size * COMPUTE_LOGIT_BYTES + arch.hidden_size * COMPUTE_HIDDEN_BYTES)
+
+
+def _split_layers(layers, gpus):
+    """llama.cpp's --tensor-split by each GPU's memory: layers per GPU, in order."""
+    total = sum(g.memory_mib for g in gpus)
+    counts, given = [], 0
+    for pos, g in enumerate(gpus):
+        if pos == len(gpus) - 1:
+            counts.append(layers - given)
+        else:
+            share = int(round(layers * g.memory_mib / total))
+            counts.append(share)
+            given += share
+    return counts
+
+
+def estimate_llamacpp(arch, gpus, quantization, parallel, hf_architecture=None):
+    """A llamacpp worker: llama-server with every layer on ``gpus`` (or on the CPU when there
+    are none), ``parallel`` slots each serving the model's context (the KV cache, f16, holds
+    slots x context tokens). Fewer slots are served when they do not fit, then a shorter
+    context; ``slots`` says how many."""
+    layout = gguf_layout(arch, quantization, hf_architecture)
+    kv = kv_bytes_per_token(arch)
+    context = arch.context_tokens
+    compute = llamacpp_compute_bytes(arch)
+    if not gpus:
+        need = (layout["embed"] + layout["output"] + sum(layout["layers"])
+                + kv * context * parallel + compute)
+        return Estimate(need=need, available=None, context_tokens=context,
+                        max_context_tokens=context, model_context_tokens=context, per_gpu=[],
+                        basis="architecture", fits=True, slots=parallel)
+    counts = _split_layers(arch.layers, gpus)
+    available = [g.memory_mib * MIB for g in gpus]
+    fixed, per_token, start = [], [], 0
+    for pos, (g, n) in enumerate(zip(gpus, counts)):
+        weights = sum(layout["layers"][start:start + n])
+        start += n
+        last = pos == len(gpus) - 1
+        fixed.append(LLAMACPP_GPU_OVERHEAD_MIB * MIB + weights
+                     + (layout["output"] + compute if last else 0))
+        per_token.append(kv * n / arch.layers)
+    # The most tokens of KV cache every GPU holds.
+    room = min(int((a - f) / t) if t > 0 else (10 ** 12 if a >= f else -1)
+               for a, f, t in zip(available, fixed, per_token))
+    weights_fit = all(f <= a for f, a in zip(fixed, available))
+    slots = max(0, min(parallel, room // context)) if room >= 0 else 0
+    if slots >= 1:
+        served = context
+    else:
+        slots = 1
+        served = max(0, (room // CONTEXT_STEP) * CONTEXT_STEP) if room > 0 else 0
+        served = min(served, context)
+    tokens = slots * served
+    per_gpu = [{"index": g.index, "need": f + t * tokens, "available": a, "layers": n}
+               for g, f, t, a, n in zip(gpus, fixed, per_token, available, counts)]
+    return Estimate(need=sum(p["need"] for p in per_gpu), available=sum(available),
+                    context_tokens=served if served else context,
+                    max_context_tokens=served, model_context_tokens=context, per_gpu=per_gpu,
+                    basis="architecture",
+                    fits=weights_fit and served >= min(MIN_CONTEXT, context),
+                    weights_fit=weights_fit, slots=slots)

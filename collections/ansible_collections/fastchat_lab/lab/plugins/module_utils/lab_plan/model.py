@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 # The group names the playbooks use (fixed: every play names them).
 HEAD_GROUP = "fastchat_head"
 GPU_GROUP = "gpu_hosts"
-BACKENDS = ("hf", "vllm")
+BACKENDS = ("hf", "vllm", "llamacpp")
+# llama.cpp's quantizations the lab makes GGUF files of (llama-quantize's names, lower case).
+QUANTIZATIONS = ("q8_0", "q4_k_m", "f16")
+DEFAULT_QUANTIZATION = "q8_0"
+# llama-server's slots (requests decoded together, continuous batching) when a worker does
+# not say: as many as fit at the model's whole context, up to this.
+DEFAULT_PARALLEL = 4
 DEVICES = ("cuda", "cpu")
 DISPATCH_METHODS = ("shortest_queue", "lottery")
 # Names of the head's services (compose service names); workers may not take them.
@@ -24,7 +30,8 @@ RESERVED_NAMES = frozenset(HEAD_SERVICES.values()) | {"proxy", "tls-proxy", "lea
 # The settings the planner needs; roles/lab_plan/defaults/main.yml owns their values.
 SETTING_KEYS = ("controller_port", "worker_base_port", "api_port", "web_ui_port",
                 "api_bind", "web_ui_bind", "tls", "api_backend_port", "web_ui_backend_port",
-                "dispatch_method", "models_dir", "weights_dir", "rehearsal")
+                "dispatch_method", "models_dir", "weights_dir", "logs_dir", "rehearsal",
+                "llamacpp_commit")
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,9 @@ class Settings:
     dispatch_method: str
     models_dir: str        # weights directory inside the containers
     weights_dir: str       # weights directory on the hosts (<dir>/<model name>)
+    logs_dir: str          # the web UI's conversation and vote logs on the head
     rehearsal: bool        # fake GPUs: keep the assignment, run FastChat on CPU
+    llamacpp_commit: str   # the llama.cpp commit the images build and the GGUF files name
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class CatalogueModel:
     gpu_memory_gb: float | None      # a flat figure, for models without architecture
     requires: dict                   # {"transformers": ">=4.32,<4.34"}
     aliases: tuple                   # other names an answer may reveal the model by
+    hf_architecture: str | None = None   # config.json's architectures[0] (llama.cpp's converter)
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,8 @@ class Worker:
     load_8bit: bool
     conv_template: str | None
     limit_worker_concurrency: int | None
+    quantization: str | None = None  # llamacpp: q8_0 | q4_k_m | f16
+    parallel: int | None = None      # llamacpp: llama-server's slots (None: as many as fit)
 
     @property
     def var(self) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from . import argv as commands
 from . import grammar, memory, stacks
 from .inputs import read_address, read_catalogue, read_host_gpus, read_settings, read_worker
-from .model import GPU_GROUP, HEAD_GROUP, HEAD_SERVICES, Host
+from .model import DEFAULT_PARALLEL, GPU_GROUP, HEAD_GROUP, HEAD_SERVICES, Host
 from .problems import Problems, show
 
 GB = memory.GB
@@ -68,7 +68,7 @@ def build_plan(hosts, groups, catalogue, settings, templates=None):
     head_address = lab[head][0].address if head in lab else None
     controller = _url(head_address, cfg.controller_port) if head_address else None
 
-    plan_hosts, worker_names, model_hosts = {}, {}, {}
+    plan_hosts, worker_names, model_hosts, gguf_hosts = {}, {}, {}, {}
     for name, (host, hvars) in lab.items():
         services = _head_services(cfg, controller, host.address) if host.is_head else []
         used_ports = {s["port"]: s["name"] for s in services}
@@ -77,25 +77,39 @@ def build_plan(hosts, groups, catalogue, settings, templates=None):
         if host.is_gpu_host:
             services += _host_workers(host, hvars, models, model_names, templates, cfg,
                                       controller, used_ports, worker_names, problems)
-        host_models = sorted({s["model"] for s in services if s["model"]})
+        # The HF weights this host needs (hf and vllm workers); llamacpp workers need
+        # their GGUF file only.
+        host_models = sorted({s["model"] for s in services
+                              if s["model"] and s["backend"] != "llamacpp"})
         for model in host_models:
             model_hosts.setdefault(model, []).append(name)
+        host_gguf = sorted({(s["model"], s["quantization"]) for s in services
+                            if s["backend"] == "llamacpp"})
+        for model, quantization in host_gguf:
+            gguf_hosts.setdefault((model, quantization), []).append(name)
         plan_hosts[name] = {
             "address": host.address, "is_head": host.is_head, "is_gpu_host": host.is_gpu_host,
             "gpu_source": host.gpu_source, "gpus": [g.as_dict() for g in host.gpus],
             "stacks": sorted({s["stack"] for s in services}), "models": host_models,
             "services": services,
+            "gguf": [_gguf_file(cfg, models[m], q) for m, q in host_gguf],
             # Controller and worker ports: only the lab's hosts may reach them.
             "internal_ports": sorted(s["port"] for s in services
                                      if s["kind"] in ("controller", "model_worker")),
         }
+    _check_engines(plan_hosts, problems)
+    served_templates = _served_templates(plan_hosts, worker_names, problems)
     problems.raise_if_any()
     if cfg.rehearsal:
         problems.warn("all", "fastchat_rehearsal", "this is a rehearsal lab: workers keep "
                       "their planned GPUs (pinned by Docker) but run FastChat on CPU",
                       "set fastchat_rehearsal: false on real GPUs")
-    plan_models = {name: _model_entry(models[name], cfg, model_hosts[name])
-                   for name in sorted(model_hosts)}
+    served = sorted(set(model_hosts) | {m for m, _ in gguf_hosts})
+    plan_models = {name: dict(_model_entry(models[name], cfg, model_hosts.get(name, []),
+                                           {q: h for (m, q), h in gguf_hosts.items() if m == name}),
+                              served_conv_template=served_templates[name])
+                   for name in served}
+    _warn_precisions(plan_hosts, problems)
     addresses = sorted({h["address"] for h in plan_hosts.values()})
     return {
         "summary": {
@@ -112,6 +126,13 @@ def build_plan(hosts, groups, catalogue, settings, templates=None):
             "named_addresses": [a for a in addresses if not grammar.is_ip(a)],
             "stacks": sorted({s for h in plan_hosts.values() for s in h["stacks"]}),
             "weights_dir": cfg.weights_dir,
+            "logs_dir": cfg.logs_dir,
+            "llamacpp": {
+                "commit": cfg.llamacpp_commit,
+                # The compute capabilities the llama.cpp CUDA image is built for.
+                "cuda_archs": _llamacpp_cuda_archs(plan_hosts),
+                "gguf_dir": _gguf_dir(cfg),
+            },
             "models_dir": cfg.models_dir,
             "rehearsal": cfg.rehearsal,
         },
@@ -161,7 +182,8 @@ def _service(name, kind, port, argv, url, controller, stack="cpu", bind="0.0.0.0
     return {
         "name": name, "kind": kind, "port": port, "stack": stack, "gpus": [], "argv": argv,
         "url": url, "controller_address": controller, "model": None, "model_path": None,
-        "backend": None, "device": None, "num_gpus": 0, "memory": None, "rehearsal": False,
+        "backend": None, "engine": None, "quantization": None, "parallel": None,
+        "precision": None, "device": None, "num_gpus": 0, "memory": None, "rehearsal": False,
         # Where its port listens; with TLS the proxy listens there and FastChat itself on
         # 127.0.0.1:backend_port only.
         "bind": bind, "backend_port": backend_port,
@@ -174,7 +196,8 @@ def _head_services(cfg, controller, address):
                  commands.controller(cfg.controller_port, cfg.dispatch_method),
                  controller, controller),
         _service(HEAD_SERVICES["openai_api"], "openai_api", cfg.api_port,
-                 commands.openai_api(cfg.api_port, controller),
+                 commands.openai_api(cfg.api_port, controller,
+                                     _url(address, cfg.web_ui_port, cfg.tls)),
                  _url(address, cfg.api_port, cfg.tls), controller, bind=cfg.api_bind,
                  backend_port=cfg.api_backend_port if cfg.tls else None),
         _service(HEAD_SERVICES["web_ui"], "web_ui", cfg.web_ui_port,
@@ -288,21 +311,146 @@ def _worker_service(host, worker, name, port, cfg, controller, problems):
     model = worker.model
     model_path = "%s/%s" % (cfg.models_dir, model.name)
     url = _url(host.address, port)
+    template = worker.conv_template or model.conv_template
+    if worker.backend == "llamacpp":
+        if rehearsed or worker.device == "cpu":
+            stack = stacks.STACKS["llamacpp-cpu"]
+        gguf = _gguf_file(cfg, model, worker.quantization)
+        split = ([g["layers"] for g in estimate.per_gpu]
+                 if run_device == "cuda" and len(estimate.per_gpu) > 1 else None)
+        argv = commands.llamacpp_worker(worker, run_device, gguf["container_path"], port, url,
+                                        controller, template, estimate.slots,
+                                        estimate.context_tokens, split)
+        return dict(_worker_entry(host, worker, name, port, stack, argv, url, controller,
+                                  gguf["container_path"], run_device, estimate, rehearsed),
+                    quantization=worker.quantization, parallel=estimate.slots)
     max_model_len = None
     if worker.backend == "vllm" and estimate.context_tokens is not None \
             and estimate.model_context_tokens is not None \
             and estimate.context_tokens < estimate.model_context_tokens:
         max_model_len = estimate.context_tokens
-    argv = commands.worker(worker, run_device, model_path, port, url, controller,
-                           worker.conv_template or model.conv_template, max_model_len)
+    argv = commands.worker(worker, run_device, model_path, port, url, controller, template,
+                           max_model_len)
+    return _worker_entry(host, worker, name, port, stack, argv, url, controller, model_path,
+                         run_device, estimate, rehearsed)
+
+
+def _worker_entry(host, worker, name, port, stack, argv, url, controller, model_path,
+                  run_device, estimate, rehearsed):
     return {
         "name": name, "kind": "model_worker", "port": port, "stack": stack.name,
         "gpus": [str(i) for i in worker.gpus], "argv": argv, "url": url,
-        "controller_address": controller, "model": model.name, "model_path": model_path,
-        "backend": worker.backend, "device": run_device, "num_gpus": len(worker.gpus),
+        "controller_address": controller, "model": worker.model.name, "model_path": model_path,
+        "backend": worker.backend, "engine": stacks.ENGINES[worker.backend],
+        "quantization": None, "parallel": None, "precision": _precision(worker),
+        "device": run_device, "num_gpus": len(worker.gpus),
         "memory": estimate.as_dict(), "rehearsal": rehearsed,
         "bind": "0.0.0.0", "backend_port": None,
     }
+
+
+def _precision(worker):
+    """What the model's weights are served as: llama.cpp's quantization, else fp16 (int8
+    with load_8bit)."""
+    if worker.backend == "llamacpp":
+        return "fp16" if worker.quantization == "f16" else worker.quantization
+    return "int8" if worker.load_8bit else "fp16"
+
+
+def _gguf_dir(cfg):
+    """The GGUF files' directory on the hosts: in the weights directory, under a name no
+    model can have (model names begin with a letter or digit)."""
+    return "%s/.gguf" % cfg.weights_dir
+
+
+def _gguf_file(cfg, model, quantization):
+    """A GGUF file, named by model, revision, quantization and the converter's commit."""
+    name = "%s-%s-%s-llamacpp-%s.gguf" % (model.name, model.revision[:12], quantization,
+                                          cfg.llamacpp_commit[:10])
+    return {"model": model.name, "quantization": quantization, "file": name,
+            "host_path": "%s/%s" % (_gguf_dir(cfg), name),
+            "container_path": "%s/%s" % (cfg.models_dir, name)}
+
+
+def _llamacpp_cuda_archs(plan_hosts):
+    """The compute capabilities ("61", "86") of the GPUs llama.cpp's CUDA build serves."""
+    archs = set()
+    for hplan in plan_hosts.values():
+        by_index = {str(g["index"]): g for g in hplan["gpus"]}
+        for svc in hplan["services"]:
+            if svc["stack"] == "llamacpp-cuda":
+                archs.update(by_index[i]["compute_capability"].replace(".", "")
+                             for i in svc["gpus"] if i in by_index)
+    return sorted(archs, key=int)
+
+
+def _check_engines(plan_hosts, problems):
+    """One model name is served at one precision: FastChat sends a model's requests to any
+    of its workers, and the leaderboard rates the name (engines of one precision, such as
+    transformers and vLLM in fp16, give the same model)."""
+    seen = {}
+    for host, hplan in plan_hosts.items():
+        for svc in (s for s in hplan["services"] if s["kind"] == "model_worker"):
+            first = seen.setdefault(svc["model"], (svc, host))
+            if first[0]["precision"] != svc["precision"]:
+                problems.add(host, "fastchat_workers", "worker %s serves %s at %s (%s), but "
+                             "worker %s on %s serves it at %s (%s): the arena would rate two "
+                             "precisions under one name" % (
+                                 svc["name"], svc["model"], svc["precision"], svc["engine"],
+                                 first[0]["name"], first[1], first[0]["precision"],
+                                 first[0]["engine"]),
+                             "serve a model at one precision everywhere, or add the other as a "
+                             "model of its own (fastchat_models_extra)")
+
+
+def _served_templates(plan_hosts, worker_names, problems):
+    """{model: the conversation template its workers are started with (their argv's
+    --conv-template; None: FastChat's adapter chooses by name)}. The web UI builds a
+    model's prompts itself with one template (page file conv_templates.json), and FastChat
+    sends a model's requests to any of its workers: two workers of one model with
+    different templates are refused."""
+    served, first = {}, {}
+    for host, hplan in plan_hosts.items():
+        for svc in (s for s in hplan["services"] if s["kind"] == "model_worker"):
+            argv = svc["argv"]
+            own = argv[:argv.index("--")] if "--" in argv else argv  # not llama-server's
+            at = own.index("--conv-template") + 1 if "--conv-template" in own else None
+            template = own[at] if at is not None and at < len(own) else None
+            model = svc["model"]
+            if model not in first:
+                first[model] = (svc["name"], host)
+                served[model] = template
+            elif template != served[model]:
+                var = worker_names.get(svc["name"], "").partition(" ")[2] or "fastchat_workers"
+                problems.add(host, var + ".conv_template", "worker %s serves %s with "
+                             "conversation template %s, but worker %s on %s with %s: the web "
+                             "UI prompts a model with one template" % (
+                                 svc["name"], model, _template_name(template), first[model][0],
+                                 first[model][1], _template_name(served[model])),
+                             "give every worker of %s the same conv_template, or leave it out "
+                             "on all of them to use the catalogue's" % model)
+    return served
+
+
+def _template_name(template):
+    return repr(template) if template else "FastChat's choice by name (none set)"
+
+
+def _warn_precisions(plan_hosts, problems):
+    """The arena compares models; at different precisions it compares quantizations too."""
+    by_model = {}
+    for hplan in plan_hosts.values():
+        for svc in hplan["services"]:
+            if svc["kind"] == "model_worker":
+                by_model.setdefault(svc["model"], svc)
+    if len({svc["precision"] for svc in by_model.values()}) > 1:
+        problems.warn("all", "fastchat_workers", "the lab's models are compared at different "
+                      "precisions (%s): the leaderboard then rates each model as served, not "
+                      "the model alone" % ", ".join(
+                          "%s: %s (%s)" % (name, svc["precision"], svc["engine"])
+                          for name, svc in sorted(by_model.items())),
+                      "serve every model at the same precision (backend and quantization) to "
+                      "compare the models themselves")
 
 
 def _memory(host, worker, gpus, problems):
@@ -321,6 +469,8 @@ def _memory(host, worker, gpus, problems):
                          "set at most %dMiB, e.g. \"%dGiB\"" % (small // memory.MIB,
                                                                small // memory.GIB))
             return None
+    if worker.backend == "llamacpp":
+        return _memory_llamacpp(host, worker, gpus, problems)
     if arch is None:
         estimate = memory.estimate_flat(model.gpu_memory_gb, gpus, worker.cap_bytes,
                                         worker.load_8bit)
@@ -387,6 +537,50 @@ def _memory(host, worker, gpus, problems):
     return estimate
 
 
+def _memory_llamacpp(host, worker, gpus, problems):
+    """A llamacpp worker's estimate; None (and a problem) when it does not fit. Fewer slots
+    or a shorter context than asked are warnings."""
+    model, arch, var = worker.model, worker.model.architecture, worker.var
+    quant = worker.quantization
+    asked = worker.parallel or DEFAULT_PARALLEL
+    if worker.device == "cpu":
+        return memory.estimate_llamacpp(arch, [], quant, asked, model.hf_architecture)
+    estimate = memory.estimate_llamacpp(arch, gpus, quant, asked, model.hf_architecture)
+    where = "GPU%s %s (%s)" % ("s" if len(gpus) > 1 else "", ",".join(str(g.index) for g in gpus),
+                               "/".join(sorted({g.name for g in gpus})))
+    smaller = {"f16": "q8_0", "q8_0": "q4_k_m"}.get(quant)
+    more = "give the worker more GPUs%s" % (
+        " or a smaller quantization (quantization: %s)" % smaller if smaller else "")
+    if not estimate.fits:
+        if not estimate.weights_fit:
+            worst = max(estimate.per_gpu, key=lambda g: g["need"] - g["available"])
+            what = ("%s's %s weights (%.1f GB in GGUF) and llama.cpp's buffers do not fit on "
+                    "%s: GPU %d needs %.1f GB before any context and has %.1f GB" % (
+                        model.name, quant, memory.gguf_bytes(arch, quant, model.hf_architecture)
+                        / GB, where, worst["index"], worst["need"] / GB,
+                        worst["available"] / GB))
+        else:
+            what = ("%s at %s holds fewer than %d tokens of context on %s" % (
+                model.name, quant, memory.MIN_CONTEXT, where))
+        problems.add(host.name, var + ".gpus", what, more)
+        return None
+    short = estimate.context_tokens < estimate.model_context_tokens
+    if short or (worker.parallel is not None and estimate.slots < worker.parallel):
+        if short:
+            what = ("{} at {} on {} of {} holds about {:,} of its {:,} context tokens in one "
+                    "slot: the plan serves one request at a time, at that context").format(
+                        model.name, quant, where, host.name, estimate.context_tokens,
+                        estimate.model_context_tokens)
+        else:
+            what = ("{} at {} on {} of {} has room for {} of the {} slots asked for (parallel) "
+                    "at its whole context of {:,} tokens: the plan serves {} at once").format(
+                        model.name, quant, where, host.name, estimate.slots, worker.parallel,
+                        estimate.context_tokens, estimate.slots)
+        problems.warn(host.name, var + ".parallel", what, more if smaller or len(gpus) else
+                      "give the worker more GPUs")
+    return estimate
+
+
 def _placement_room(gpus, cap):
     if cap is not None:
         return cap * len(gpus)
@@ -405,7 +599,7 @@ def _short_gpu(estimate, arch, tokens):
     return max(rows, key=lambda g: g["need"] - g["available"])
 
 
-def _model_entry(model, cfg, hosts):
+def _model_entry(model, cfg, hosts, gguf):
     return {
         "source": model.source, "revision": model.revision,
         "gpu_memory_gb": model.gpu_memory_gb,
@@ -419,5 +613,10 @@ def _model_entry(model, cfg, hosts):
         # Where the weights are on every host that serves the model.
         "host_path": model.local_path or "%s/%s" % (cfg.weights_dir, model.name),
         "requires": dict(model.requires), "aliases": list(model.aliases),
+        "hf_architecture": model.hf_architecture,
+        # The hosts whose workers need the model's weights (hf, vllm).
         "hosts": hosts,
+        # The GGUF files llamacpp workers need: {quantization: {file, host_path,
+        # container_path, hosts}}, made once on the cache host (role model_weights).
+        "gguf": {q: dict(_gguf_file(cfg, model, q), hosts=h) for q, h in sorted(gguf.items())},
     }

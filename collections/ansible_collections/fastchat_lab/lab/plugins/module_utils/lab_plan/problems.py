@@ -66,7 +66,7 @@ class Problems:
 
 def key(name) -> str:
     """How a mapping key joins a variable path: ".name", or "[repr]" for odd keys."""
-    if isinstance(name, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$", name):
+    if isinstance(name, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,40}\Z", name):
         return "." + name
     return "[%s]" % show(name, 40)
 

@@ -14,6 +14,11 @@ the torch builds carry:
 - torch 2.1.2 from PyPI bundles CUDA 12.1 with kernels sm_50 ... sm_90; CUDA 12
   needs a driver >= 525 (CUDA's minor-version compatibility from 525.60.13).
 - vLLM 0.6.2 brings torch 2.4.0 with CUDA 12.1 and needs compute capability >= 7.0.
+- llama.cpp (backend llamacpp) is built into its own images: ``llamacpp-cuda`` from CUDA
+  12.4 for the planned GPUs' compute capabilities (sm_50 and newer: Pascal's integer and
+  FP32 kernels included, which is what P40 owners use), running on drivers >= 525 (CUDA
+  12's minor-version compatibility); ``llamacpp-cpu`` for CPU workers and rehearsal labs.
+  llama.cpp does not run the model's Python code, so ``requires`` does not apply.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .grammar import version_in
+from .llamacpp_architectures import ARCHITECTURES as LLAMACPP_ARCHITECTURES
 
 
 @dataclass(frozen=True)
@@ -54,20 +60,26 @@ STACKS = {
                      min_driver=525, min_cc=(5, 0), max_cc=(9, 0)),
     "vllm": Stack("vllm", "vllm", "cuda", torch="2.4.0", cuda="12.1", transformers="4.45.2",
                   min_driver=525, min_cc=(7, 0), max_cc=(9, 0)),
+    "llamacpp-cpu": Stack("llamacpp-cpu", "llamacpp", "cpu", torch="-", cuda=None,
+                          transformers="-"),
+    "llamacpp-cuda": Stack("llamacpp-cuda", "llamacpp", "cuda", torch="-", cuda="12.4",
+                           transformers="-", min_driver=525, min_cc=(5, 0), max_cc=(9, 0)),
 }
 # hf workers on GPUs: the first stack in this order that runs on every GPU of the worker
 # (the CUDA 12 stack where the driver allows it: it runs every GPU generation cuda117
 # does, and Hopper).
 HF_CUDA_ORDER = ("cuda121", "cuda117")
 # The driver branch the nvidia_driver role installs for a stack (its README's table).
-DRIVER_BRANCH_FOR = {"cuda117": "515", "cuda121": "535", "vllm": "535"}
+DRIVER_BRANCH_FOR = {"cuda117": "515", "cuda121": "535", "vllm": "535", "llamacpp-cuda": "535"}
+# What the plan table and the leaderboard call each backend's engine.
+ENGINES = {"hf": "transformers", "vllm": "vLLM", "llamacpp": "llama.cpp"}
 
 
 def choose(backend: str, device: str, gpus: list):
     """(stack, None) or (None, (what is wrong, fix)) for a worker on ``gpus``."""
     if device == "cpu":
-        return STACKS["cpu"], None
-    candidates = ("vllm",) if backend == "vllm" else HF_CUDA_ORDER
+        return STACKS["llamacpp-cpu" if backend == "llamacpp" else "cpu"], None
+    candidates = {"vllm": ("vllm",), "llamacpp": ("llamacpp-cuda",)}.get(backend, HF_CUDA_ORDER)
     for name in candidates:
         stack = STACKS[name]
         if all(stack.runs_on(g.compute_capability, g.driver_major) for g in gpus):
@@ -82,6 +94,23 @@ def _refusal(backend: str, gpus: list):
     driver = min(g.driver_major for g in gpus)
     label = "GPU %d (%s, compute capability %s, driver %s)" % (
         gpu.index, gpu.name, gpu.cc_text, gpu.driver_version)
+    if backend == "llamacpp":
+        stack = STACKS["llamacpp-cuda"]
+        if low_cc < stack.min_cc:
+            old = min(gpus, key=lambda g: g.compute_capability)
+            return ("the llama.cpp CUDA build needs compute capability %d.%d or newer but GPU "
+                    "%d (%s) has %s" % (*stack.min_cc, old.index, old.name, old.cc_text),
+                    "use newer GPUs, or device: cpu")
+        if worst_cc > stack.max_cc:
+            return ("the pinned llama.cpp CUDA build (CUDA %s) has no kernels for compute "
+                    "capability %d.%d (%s)" % (stack.cuda, *worst_cc, label),
+                    "use other GPUs for this worker")
+        return ("the llama.cpp image is built with CUDA %s, which needs NVIDIA driver %d or "
+                "newer, but GPU %d (%s) has driver %s" % (stack.cuda, stack.min_driver,
+                                                         gpu.index, gpu.name, gpu.driver_version),
+                "set nvidia_driver_branch: \"%s\" for this host and re-run site.yml (535 "
+                "still drives every generation from Maxwell on: a Tesla P40 included)"
+                % DRIVER_BRANCH_FOR["llamacpp-cuda"])
     if backend == "vllm":
         stack = STACKS["vllm"]
         if low_cc < stack.min_cc:
@@ -122,9 +151,10 @@ def _refusal(backend: str, gpus: list):
 def library_problem(model, stack: Stack):
     """(what, fix) when ``stack``'s libraries cannot load ``model``; None when they can."""
     spec = model.requires.get("transformers")
-    if not spec or version_in(stack.transformers, spec):
+    if stack.backend == "llamacpp" or not spec or version_in(stack.transformers, spec):
         return None
-    able = sorted(s.name for s in STACKS.values() if version_in(s.transformers, spec))
+    able = sorted(s.name for s in STACKS.values()
+                  if s.backend != "llamacpp" and version_in(s.transformers, spec))
     fix = ("use a worker on one of the stacks that can: %s (backend: hf)" % ", ".join(able)
            if able else "widen or correct fastchat_models_extra['%s'].requires" % model.name)
     return ("%s needs transformers %s, but the %s stack has transformers %s"
@@ -139,36 +169,47 @@ def _generation(cc):
     return [name for first, name in GENERATIONS if first <= cc][-1]
 
 
+def _loads(entry, stack):
+    """Whether ``stack`` can serve the catalogue ``entry``: its transformers loads the model's
+    code (hf, vllm), or llama.cpp's converter converts the model's class (llamacpp)."""
+    if stack.backend == "llamacpp":
+        return entry.get("hf_architecture") in LLAMACPP_ARCHITECTURES
+    spec = (entry.get("requires") or {}).get("transformers")
+    return bool(spec is None or version_in(stack.transformers, spec))
+
+
 def compatibility_rows(catalogue):
     """Model x stack x GPU generation x driver: the README's compatibility table.
 
     ``catalogue``: {model: entry} as in group_vars/all.yml. One row per model and stack:
-    whether the stack's transformers loads the model's code, and on which GPUs and
+    the engine, whether the stack can serve the model (its transformers loads the model's
+    code; for llama.cpp, its converter converts the model's class), and on which GPUs and
     drivers the stack runs.
     """
     rows = []
     for model in sorted(catalogue):
-        spec = (catalogue[model].get("requires") or {}).get("transformers")
         for stack in STACKS.values():
             if stack.device == "cpu":
-                gpus = "CPU (head services, device: cpu, rehearsal labs)"
+                gpus = ("CPU (device: cpu, rehearsal labs)" if stack.backend == "llamacpp"
+                        else "CPU (head services, device: cpu, rehearsal labs)")
             else:
                 gpus = "compute capability %d.%d-%d.%d (%s ... %s), driver >= %d" % (
                     *stack.min_cc, *stack.max_cc, _generation(stack.min_cc),
                     _generation(stack.max_cc), stack.min_driver)
             rows.append({"model": model, "stack": stack.name, "backend": stack.backend,
-                         "torch": stack.torch, "transformers": stack.transformers,
-                         "loads": bool(spec is None or version_in(stack.transformers, spec)),
-                         "gpus": gpus})
+                         "engine": ENGINES[stack.backend], "torch": stack.torch,
+                         "transformers": stack.transformers,
+                         "loads": _loads(catalogue[model], stack), "gpus": gpus})
     return rows
 
 
 def compatibility_markdown(catalogue):
     """The compatibility table as README.md prints it (tests/test_readme.py compares)."""
-    lines = ["| model | stack | backend | torch | transformers | loads the model | GPUs and driver |",
+    lines = ["| model | stack | engine (backend) | torch | transformers | serves the model | "
+             "GPUs and driver |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in compatibility_rows(catalogue):
-        lines.append("| %s | `%s` | %s | %s | %s | %s | %s |" % (
-            row["model"], row["stack"], row["backend"], row["torch"], row["transformers"],
-            "yes" if row["loads"] else "**no** (refused)", row["gpus"]))
+        lines.append("| %s | `%s` | %s (`%s`) | %s | %s | %s | %s |" % (
+            row["model"], row["stack"], row["engine"], row["backend"], row["torch"],
+            row["transformers"], "yes" if row["loads"] else "**no** (refused)", row["gpus"]))
     return "\n".join(lines)

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-HEADER = ("host", "GPU(s)", "model / service", "worker", "stack", "port",
+HEADER = ("host", "GPU(s)", "model / service", "worker", "stack", "engine", "port",
           "GPU memory need / available", "context fits / served")
 
 
@@ -35,7 +35,16 @@ def _context_cell(service):
     fits, served = mem["max_context_tokens"], mem["context_tokens"]
     model = mem.get("model_context_tokens") or served
     mark = " (short)" if fits < model else ""
-    return "{:,} / {:,} tokens{}".format(fits, served, mark)
+    slots = " x %d slots" % mem["slots"] if mem.get("slots") else ""
+    return "{:,} / {:,} tokens{}{}".format(fits, served, slots, mark)
+
+
+def _engine_cell(service):
+    """The engine and the precision the weights are served at ("transformers fp16",
+    "llama.cpp q8_0"); "-" for the head's services."""
+    if not service.get("engine"):
+        return "-"
+    return "%s %s" % (service["engine"], service["precision"])
 
 
 def format_plan_table(plan):
@@ -44,12 +53,11 @@ def format_plan_table(plan):
     for host, hplan in plan["hosts"].items():
         for svc in hplan["services"]:
             what = svc["model"] or svc["kind"]
-            if svc["backend"] == "vllm":
-                what += " (vllm)"
             if svc.get("rehearsal"):
                 what += " (rehearsal, on CPU)"
             rows.append((host, _gpu_cell(hplan, svc), what, svc["name"], svc["stack"],
-                         str(svc["port"]), _memory_cell(svc), _context_cell(svc)))
+                         _engine_cell(svc), str(svc["port"]), _memory_cell(svc),
+                         _context_cell(svc)))
     widths = [max(len(r[i]) for r in rows + [HEADER]) for i in range(len(HEADER))]
 
     def line(cells):

@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+# Copyright: fastchat-lab contributors
+# Apache License 2.0
+"""Filters of the model_weights role: each model's clone URL and the hub settings' checks
+(module_utils/hub.py)."""
+
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.hub import clone_url, hub_problems
+
+DOCUMENTATION = r"""
+name: hub_problems
+short_description: Problems of the hub settings and where the hub token may go (module_utils/hub.py).
+description:
+  - Returns a list of "all, variable, what, Fix" lines, empty when the hub URL, the models'
+    sources and the token's allowed hosts are fine. Also provides C(hub_clone_url)
+    (C(hub_url | fastchat_lab.lab.hub_clone_url(source))).
+positional: _input
+options:
+  _input:
+    description: A mapping of hub_url, token_set (a boolean, never the token), token_hosts,
+      models (the plan's models the lab downloads, each with its source).
+    type: dict
+    required: true
+"""
+
+
+def _problems(args):
+    sources = {name: (entry or {}).get("source") for name, entry in (args["models"] or {}).items()}
+    return hub_problems(args["hub_url"], bool(args["token_set"]), args["token_hosts"], sources)
+
+
+class FilterModule:
+    def filters(self):
+        return {"hub_problems": _problems, "hub_clone_url": clone_url}

@@ -1,0 +1,38 @@
+# -*- coding: utf-8 -*-
+# Copyright: fastchat-lab contributors
+# Apache License 2.0
+"""Filters of the lab_leaderboard role: its settings' checks and the backups retention
+removes (module_utils/leaderboard_settings.py)."""
+
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_settings import (
+    backups_to_remove,
+    leaderboard_settings,
+)
+
+DOCUMENTATION = r"""
+name: leaderboard_settings
+short_description: The lab_leaderboard settings, checked (module_utils/leaderboard_settings.py).
+description:
+  - Returns C(daily_cap) and C(keep_backups) as numbers and C(problems), one message per
+    bad value (all, the variable, what is wrong, and Fix).
+  - Also provides C(leaderboard_backups_to_remove) (paths, keep) -> the backups beyond
+    the C(keep) newest, by the UTC time in their names.
+positional: _input
+options:
+  _input:
+    description: A mapping of daily_cap and keep_backups.
+    type: dict
+    required: true
+"""
+
+
+def _settings(values):
+    return leaderboard_settings(values.get("daily_cap"), values.get("keep_backups"))
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "leaderboard_settings": _settings,
+            "leaderboard_backups_to_remove": backups_to_remove,
+        }
