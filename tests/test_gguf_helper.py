@@ -22,7 +22,7 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELPER = os.path.join(ROOT, "roles", "model_weights", "files", "fastchat_gguf.py")
-PREPARE = os.path.join(ROOT, "tests", "fixtures", "llamacpp_prepare.py")
+PREPARE = os.path.join(ROOT, "roles", "fastchat_image", "files", "fastchat_lab_prepare.py")
 spec = importlib.util.spec_from_file_location("fastchat_gguf", HELPER)
 fg = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(fg)

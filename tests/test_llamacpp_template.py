@@ -8,7 +8,7 @@ templates (qwen-7b-chat: ChatML; baichuan-chat: <reserved_102>/<reserved_103>):
   (AutoTokenizer, trust_remote_code) and called as its worker calls it
   (``tokenizer(prompt).input_ids``), run with the converter's Python of the fixtures;
 - llama-server: the GGUF made by llama.cpp's converter and llama-quantize from the same
-  model (tests/fixtures/build-llamacpp), served with the rules llamacpp_prepare.py wrote
+  model (tests/fixtures/build-llamacpp), served with the rules roles/fastchat_image/files/fastchat_lab_prepare.py wrote
   for it, and asked through /tokenize with add_special and parse_special on, which is the
   tokenisation /completion applies to a text prompt (tools/server: tokenize_input_prompts
   with add_special=true, parse_special=true); /completion's own count of evaluated prompt
@@ -83,7 +83,8 @@ CONVERSATIONS = {
 def fixtures_or_skip():
     server = os.path.join(FIXTURES, "bin", "llama-server")
     if not os.path.isfile(os.path.join(FIXTURES, ".done")) or not os.access(server, os.X_OK):
-        pytest.skip("no llama.cpp fixtures in %s (make them with tests/fixtures/build-llamacpp, "
+        # scripts/test makes them: under CI their absence is a failure, not a skip.
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("no llama.cpp fixtures in %s (make them with tests/fixtures/build-llamacpp, "
                     "or set FASTCHAT_LAB_LLAMACPP_FIXTURES)" % FIXTURES)
     return FIXTURES
 

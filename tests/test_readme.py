@@ -39,3 +39,10 @@ def test_the_error_example_is_the_planners():
         assert str(error) in README
     else:
         raise AssertionError("the example inventory was planned")
+
+
+def test_the_p40_llamacpp_table_is_the_planners():
+    from test_llamacpp_plan import p40_lab
+
+    for line in format_plan_table(plan_of(*p40_lab())):
+        assert line in README, line

@@ -16,8 +16,9 @@ CA = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")
 IMAGE_REPO = "fastchat-lab/fastchat"
 
 
-def image_tags(host):
-    out = host.check_output("docker images %s --format '{{.Repository}}:{{.Tag}}'" % IMAGE_REPO)
+def image_tags(host, stack="cpu"):
+    out = host.check_output("docker images %s --filter label=fastchat-lab.stack=%s "
+                            "--format '{{.Repository}}:{{.Tag}}'" % (IMAGE_REPO, stack))
     return sorted(t for t in out.split() if t)
 
 
@@ -43,6 +44,31 @@ def test_both_hosts_have_the_same_single_cpu_image(host, name):
     labels = json.loads(other.check_output("docker image inspect -f '{{json .Config.Labels}}' %s" % tags[0]))
     assert labels["fastchat-lab.stack"] == "cpu"
     assert labels["org.opencontainers.image.revision"].startswith(commit)
+
+
+def test_the_llama_cpp_image_is_on_the_head_only(host):
+    # The head's tiny-qwen runs on llama.cpp (stack llamacpp-cpu); gpu1 has no such worker.
+    tags = image_tags(host, "llamacpp-cpu")
+    assert len(tags) == 1 and tags[0].split(":", 1)[1].startswith("llamacpp-cpu-"), tags
+    assert image_tags(host.get_host("docker://fcl-lab-gpu1"), "llamacpp-cpu") == []
+    out = host.check_output("docker run --rm %s sh -c '/opt/llamacpp/bin/llama-server --version 2>&1; "
+                            "cat /opt/llamacpp/commit'" % tags[0])
+    assert "0c1e570" in out and "0c1e57098bba43ac29e6e3b677cdceebdd22334f" in out, out
+    # What the worker containers run: no torch beside FastChat's worker.
+    assert host.run("docker run --rm %s python3 -c 'import torch'" % tags[0]).rc != 0
+
+
+def test_the_gguf_was_made_once_on_the_head_and_verifies(host):
+    rev = host.file("/fixtures/tiny-qwen.rev").content_string.strip()
+    name = "tiny-qwen-%s-q8_0-llamacpp-0c1e57098b.gguf" % rev[:12]
+    path = "/srv/fastchat-lab/models/.gguf/" + name
+    gguf = host.file(path)
+    assert gguf.exists and gguf.size > 1000000
+    record = json.loads(host.file(path + ".json").content_string)
+    assert record["model"] == "tiny-qwen" and record["revision"] == rev
+    assert record["quantization"] == "q8_0"
+    assert host.run("cd /srv/fastchat-lab/models/.gguf && sha256sum -c %s.sha256" % name).rc == 0
+    assert not host.get_host("docker://fcl-lab-gpu1").file(path).exists
 
 
 def test_the_worker_host_only_loaded_the_image(host):

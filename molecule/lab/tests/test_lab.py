@@ -48,12 +48,12 @@ OUTPUT = os.path.join(PROJECT, "test-output", "lab")
 sys.path.insert(0, os.path.join(PROJECT, "collections"))
 # Planned workers and their GPUs (molecule.yml, inventory/joining.yml): NVIDIA_VISIBLE_DEVICES.
 WORKERS = {
-    "fcl-lab-head": {"tiny-chat-cpu": None},
+    "fcl-lab-head": {"tiny-chat-cpu": None, "tiny-qwen-cpu": None},
     "fcl-lab-gpu1": {"tiny-remote-gpu1-2": "1,2", "tiny-chat-gpu3": "3"},
     "fcl-lab-gpu2": {"tiny-joined-gpu0-1": "0,1"},
 }
 HEAD_SERVICES = {"controller", "openai-api", "web-ui"}
-MODELS = ["tiny-chat", "tiny-joined", "tiny-remote"]
+MODELS = ["tiny-chat", "tiny-joined", "tiny-qwen", "tiny-remote"]
 
 
 def docker(*args):
@@ -275,7 +275,7 @@ def test_internal_ports_refuse_this_machine_but_api_and_web_ui_answer():
                 "import urllib.request as u; print(u.urlopen(u.Request("
                 "'http://%s:21001/list_models', data=b'', method='POST'), timeout=10)"
                 ".read().decode())" % head)
-    assert sorted(json.loads(listed)["models"]) == ["tiny-chat", "tiny-remote"]
+    assert sorted(json.loads(listed)["models"]) == ["tiny-chat", "tiny-qwen", "tiny-remote"]
 
 
 def test_the_api_and_web_ui_speak_https_with_the_lab_ca_only():
@@ -355,16 +355,6 @@ def test_the_front_door_sends_its_security_headers():
     assert connect(address("fcl-lab-head"), 80) == "refused"
 
 
-def test_a_burst_of_wrong_logins_gets_429():
-    url = "https://%s:7860/login" % address("fcl-lab-head")
-    form = ("username=%s&password=wrong-password-123" % LOGIN[0]).encode()
-    codes = [ask(url, "POST", form, {"Content-Type": "application/x-www-form-urlencoded"})[0]
-             for _ in range(20)]
-    assert codes.count(429) >= 12 and set(codes) <= {400, 401, 429}, codes
-    # The throttle refills at 10 logins a minute: later tests log in again.
-    time.sleep(45)
-
-
 def test_a_flushed_rule_set_is_reported_and_restored(host):
     assert host.run("iptables -F FASTCHAT-LAB").rc == 0
     assert host.run("/usr/local/sbin/fastchat-lab-firewall check").rc == 1
@@ -404,7 +394,7 @@ def test_verify_names_a_model_that_does_not_answer():
 
 def test_a_joining_gpu_host_changes_nothing_on_the_others():
     before = snapshot(["fcl-lab-head", "fcl-lab-gpu1"])
-    assert len(before) == 6
+    assert len(before) == 7
     joining = os.path.join(PROJECT, "molecule", "lab", "inventory", "joining.yml")
     result = ansible_playbook("-i", joining, "site.yml")
     out = result.stdout + result.stderr
@@ -682,3 +672,28 @@ def test_a_restore_gives_back_the_same_leaderboard():
     after = leaderboard(out_dir)
     assert standings(after) == standings(before)
     assert after["skipped"] == before["skipped"]
+
+
+# ---------------------------------------------------------------------------
+# 8. Blind battles under load (last: it adds votes to the log the tests above count)
+# ---------------------------------------------------------------------------
+
+def test_blind_battles_under_load_show_no_names_and_every_vote_counts():
+    from arena_blind import blind_battles_under_load
+
+    report = blind_battles_under_load(
+        web_ui(), LOGIN, vote_lines, api="https://%s:8000" % address("fcl-lab-head"),
+        api_key=API_KEY, ca_file=CA)
+    assert report["confirmed"] >= 3, report  # at least a battle per browser
+
+
+# ---------------------------------------------------------------------------
+# 9. Last, as it empties this machine's login allowance for a minute
+# ---------------------------------------------------------------------------
+
+def test_a_burst_of_wrong_logins_gets_429():
+    url = "https://%s:7860/login" % address("fcl-lab-head")
+    form = ("username=%s&password=wrong-password-123" % LOGIN[0]).encode()
+    codes = [ask(url, "POST", form, {"Content-Type": "application/x-www-form-urlencoded"})[0]
+             for _ in range(20)]
+    assert codes.count(429) >= 12 and set(codes) <= {400, 401, 429}, codes

@@ -3,8 +3,14 @@
     python3 -m fastchat_lab_llamacpp_worker --model-path /models/M.gguf --model-names M
         --host 0.0.0.0 --port 21002 --worker-address http://gpu01:21002
         --controller-address http://head:21001 [--conv-template T]
-        [--limit-worker-concurrency N] [--no-register] --server-port 8090
+        [--limit-worker-concurrency N] [--no-register] [--gguf-record M.gguf.json] --server-port 8090
         -- /opt/llamacpp/bin/llama-server --model /models/M.gguf --ctx-size C --parallel N ...
+
+--gguf-record: the GGUF's record (model_weights writes it beside the file): its rules say how
+FastChat's prompt text must reach llama-server so that it becomes the ids the model's own
+tokenizer gives (one space in front for a sentencepiece model with the dummy prefix,
+Baichuan's; NFC for a tokenizer that normalises, Qwen's) and which metadata llama-server
+must override (--override-kv tokenizer.ggml.add_space_prefix=bool:false).
 
 What it does, in order:
 1. Checks its arguments and the llama-server command line (after ``--``); a bad one stops it
@@ -88,6 +94,7 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
 import urllib.parse
 import uuid
 
@@ -319,6 +326,44 @@ def check_server_argv(server_argv, model_path):
     return parallel
 
 
+# What the worker does with prompts when the GGUF's record says nothing.
+NO_RULES = {"prompt_prefix": "", "prompt_normalization": None, "server_args": []}
+# llama-server arguments a record may add: metadata overrides only.
+OVERRIDE_RE = re.compile(r"[a-z0-9_.]{1,96}=(bool|int|float|str):[A-Za-z0-9_.+-]{1,64}")
+
+
+def read_rules(path):
+    """The serving rules of a GGUF (its record, written by model_weights' fastchat_gguf.py
+    from fastchat_lab_prepare.py): how the prompt text must reach llama-server so that it
+    gives the model's own token ids. Checked by shape; ConfigError when bad."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ConfigError("--gguf-record", "%s cannot be read as JSON (%s)" % (_printable(path), exc),
+                          "re-run the play: model_weights writes it beside the GGUF") from None
+    rules = ((record.get("prepare") or {}).get("rules") if isinstance(record, dict) else None) or {}
+    if not isinstance(rules, dict):
+        raise ConfigError("--gguf-record", "its rules are not a mapping", "re-make the GGUF")
+    out = dict(NO_RULES)
+    prefix = rules.get("prompt_prefix") or ""
+    if prefix not in ("", " "):
+        raise ConfigError("--gguf-record", "prompt_prefix %s is not empty or one space"
+                          % _printable(prefix), "re-make the GGUF")
+    norm = rules.get("prompt_normalization")
+    if norm not in (None, "NFC"):
+        raise ConfigError("--gguf-record", "prompt_normalization %s is not NFC" % _printable(norm),
+                          "re-make the GGUF")
+    args = rules.get("server_args") or []
+    if not isinstance(args, list) or len(args) % 2 or any(
+            args[i] != "--override-kv" or not isinstance(args[i + 1], str)
+            or not OVERRIDE_RE.fullmatch(args[i + 1]) for i in range(0, len(args), 2)):
+        raise ConfigError("--gguf-record", "server_args %s are not --override-kv KEY=TYPE:VALUE "
+                          "pairs" % _printable(args), "re-make the GGUF")
+    out.update(prompt_prefix=prefix, prompt_normalization=norm, server_args=list(args))
+    return out
+
+
 def parse_command_line(argv):
     """(args, llama-server argv) from the worker's command line; ConfigError when bad."""
     argv = list(argv)
@@ -340,6 +385,7 @@ def parse_command_line(argv):
     parser.add_argument("--limit-worker-concurrency", default=None)
     parser.add_argument("--no-register", action="store_true")
     parser.add_argument("--server-port", required=True)
+    parser.add_argument("--gguf-record", default=None)
     try:
         args = parser.parse_args(own)
     except SystemExit as exc:
@@ -369,7 +415,10 @@ def parse_command_line(argv):
                 "give --conv-template NAME (the catalogue's conv_template)") from None
     if args.limit_worker_concurrency is not None:
         args.limit_worker_concurrency = _concurrency(args.limit_worker_concurrency)
+    args.rules = read_rules(_path("--gguf-record", args.gguf_record)) \
+        if args.gguf_record is not None else dict(NO_RULES)
     parallel = check_server_argv(server_argv, args.model_path)
+    server_argv = server_argv + args.rules["server_args"]
     if (parallel is not None and args.limit_worker_concurrency is not None
             and parallel != args.limit_worker_concurrency):
         raise ConfigError("--limit-worker-concurrency",
@@ -649,7 +698,8 @@ def error_item(code, text):
 class Engine:
     """FastChat's generation API over one llama-server. Mixed into BaseModelWorker."""
 
-    def init_engine(self, server, context_len, n_vocab):
+    def init_engine(self, server, context_len, n_vocab, rules=None):
+        self.rules = dict(NO_RULES, **(rules or {}))
         self.server = server
         self.context_len = context_len
         self.n_vocab = n_vocab
@@ -703,7 +753,15 @@ class Engine:
         if not isinstance(prompt, str):
             return {"count": 0, "error_code": int(ErrorCode.VALIDATION_TYPE_ERROR)}
         # As /completion tokenizes a prompt: BOS when the model wants one, specials parsed.
-        return {"count": len(self.tokenize(prompt, parse_special=True, add_special=True)), "error_code": 0}
+        return {"count": len(self.tokenize(self.as_sent(prompt), parse_special=True,
+                                           add_special=True)), "error_code": 0}
+
+    def as_sent(self, prompt):
+        """FastChat's prompt text as llama-server must get it to tokenize it as the model's own
+        tokenizer does (the GGUF's record: fastchat_lab_prepare.py's rules)."""
+        if self.rules["prompt_normalization"] == "NFC":
+            prompt = unicodedata.normalize("NFC", prompt)
+        return self.rules["prompt_prefix"] + prompt
 
     def completion_body(self, params):
         """(the /completion request, the stop ids the worker checks itself, echo prefix)."""
@@ -724,7 +782,8 @@ class Engine:
                     strings.append(text)
             else:
                 local_ids.add(token)
-        body = {"prompt": prompt, "stream": True, "cache_prompt": True, "return_tokens": True}
+        body = {"prompt": self.as_sent(prompt), "stream": True, "cache_prompt": True,
+                "return_tokens": True}
         body.update(fields)
         if strings:
             body["stop"] = strings
@@ -960,7 +1019,7 @@ def main(argv):
                 super().__init__(args.controller_address, args.worker_address, worker_id,
                                  args.model_path, args.model_names, limit,
                                  conv_template=args.conv_template)
-                self.init_engine(server, context, n_vocab)
+                self.init_engine(server, context, n_vocab, args.rules)
 
         worker = LlamaCppWorker()
         base_model_worker.worker = worker

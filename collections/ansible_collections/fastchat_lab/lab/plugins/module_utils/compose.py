@@ -184,9 +184,15 @@ def render_compose(plan, host, options=None):
             out["labels"]["fastchat-lab.model"] = svc["model"]
             out["ports"] = ["0.0.0.0:%d:%d" % (port, port)]  # IPv4 only, as the controller
             command += ["--wait-for", controller_url]
-            # The plan's host_path: fastchat_weights_dir/<model> or the catalogue's local_path.
-            out["volumes"].append(_bind(plan["models"][svc["model"]]["host_path"],
-                                        svc["model_path"]))
+            if svc.get("backend") == "llamacpp":
+                # The GGUF file (made once per lab by model_weights) and its record.
+                gguf = plan["models"][svc["model"]]["gguf"][svc["quantization"]]
+                out["volumes"].append(_bind(gguf["host_path"], svc["model_path"]))
+                out["volumes"].append(_bind(gguf["host_path"] + ".json", svc["model_path"] + ".json"))
+            else:
+                # The plan's host_path: fastchat_weights_dir/<model> or the catalogue's local_path.
+                out["volumes"].append(_bind(plan["models"][svc["model"]]["host_path"],
+                                            svc["model_path"]))
             out["healthcheck"] = _health("http://127.0.0.1:%d/worker_get_status" % port,
                                          method="POST",
                                          start_period=opts["worker_start_period"],

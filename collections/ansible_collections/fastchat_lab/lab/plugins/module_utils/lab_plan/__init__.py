@@ -57,11 +57,20 @@ Output (JSON-serialisable; ``playbooks/plan.yml -e fastchat_lab_plan_file=PATH``
         "logs_dir": "/var/lib/fastchat-lab/logs",               # the arena's votes, on the head
         "models_dir": "/models",                                # in the containers
         "rehearsal": false,
+        "llamacpp": {"commit": "0c1e5709...",     # llama.cpp the images build, GGUFs name
+                     "cuda_archs": ["61"],         # the llama.cpp CUDA build's GPUs
+                     "gguf_dir": "/srv/fastchat-lab/models/.gguf"},  # on the hosts
       },
       "models": {                       # only the catalogue entries that some worker uses
         "Qwen-7B-Chat": {"source", "revision", "gpu_memory_gb", "architecture",
                          "conv_template", "trust_remote_code", "local_path",
-                         "container_path", "host_path", "requires", "aliases", "hosts",
+                         "container_path", "host_path", "requires", "aliases",
+                         "hf_architecture",       # config.json's class (llama.cpp)
+                         "hosts",                 # hosts needing the HF weights (hf, vllm)
+                         "engine": "llama.cpp", "precision": "q8_0",   # as served
+                         # llamacpp workers' GGUF files, made once on the cache host:
+                         "gguf": {"q8_0": {"model", "quantization", "file", "host_path",
+                                           "container_path", "hosts"}},
                          # The template every worker of the model is started with
                          # (--conv-template: the worker's conv_template, else the
                          # catalogue's; null: FastChat's adapter chooses by name). The web
@@ -77,18 +86,25 @@ Output (JSON-serialisable; ``playbooks/plan.yml -e fastchat_lab_plan_file=PATH``
           "gpus": [{"index", "uuid", "name", "memory_mib", "compute_capability",
                     "driver_version"}],
           "stacks": ["cpu", "cuda117"],   # image stacks this host needs, sorted
-          "models": ["Baichuan-13B-Chat", "Qwen-7B-Chat"],  # models this host needs
+          "models": ["Baichuan-13B-Chat", "Qwen-7B-Chat"],  # HF weights this host needs
+          "gguf": [{"model", "quantization", "file", "host_path", "container_path"}],
           "internal_ports": [21001, 21002, 21003],  # controller + workers: lab hosts only
           "services": [                   # head services first, then workers in order
             {"name": "qwen-7b-chat-gpu1", "kind": "model_worker",
              # kind: controller | openai_api | web_ui | model_worker
-             "port": 21002, "stack": "cuda117",   # cpu | cuda117 | cuda121 | vllm
+             "port": 21002, "stack": "cuda117",   # cpu | cuda117 | cuda121 | vllm |
+                                                  # llamacpp-cpu | llamacpp-cuda
              "gpus": ["1"],                        # host GPU indices (Docker device ids)
              "argv": ["python3", "-m", "fastchat.serve.model_worker", ...],
              "url": "http://192.0.2.10:21002",    # how others reach this service
              "controller_address": "http://192.0.2.10:21001",
              "model": "Qwen-7B-Chat" | null, "model_path": "/models/Qwen-7B-Chat" | null,
-             "backend": "hf" | "vllm" | null, "device": "cuda" | "cpu" | null,
+             "backend": "hf" | "vllm" | "llamacpp" | null,
+             "engine": "transformers" | "vLLM" | "llama.cpp" | null,
+             "precision": "fp16" | "int8" | "q8_0" | "q4_k_m" | null,
+             "quantization": "q8_0" | null,       # llamacpp
+             "parallel": 4 | null,                # llamacpp: llama-server's slots
+             "device": "cuda" | "cpu" | null,
              "num_gpus": 1,
              "memory": {"need_gb": 28.79,          # at the served context (all its GPUs)
                         "available_gb": 24.16,     # null: host RAM (cpu workers)
@@ -96,7 +112,8 @@ Output (JSON-serialisable; ``playbooks/plan.yml -e fastchat_lab_plan_file=PATH``
                         "max_context_tokens": 3728,  # the most that fits
                         "model_context_tokens": 8192,
                         "gpus": [{"index", "need_gb", "available_gb", "layers"}],
-                        "basis": "architecture" | "catalogue"} | null,
+                        "basis": "architecture" | "catalogue",
+                        "slots": 4 | null} | null,      # llamacpp: slots at that context
              "rehearsal": false,           # true: GPUs pinned, FastChat on CPU
              "bind": "0.0.0.0",            # where its port listens (the proxy's, with TLS)
              "backend_port": null},        # with TLS (API, web UI): FastChat's own port,

@@ -86,9 +86,13 @@ def llamacpp_worker(worker, run_device: str, gguf_path: str, port: int, url: str
     if conv_template:
         argv += ["--conv-template", conv_template]
     argv += ["--limit-worker-concurrency", str(slots), "--server-port", str(LLAMA_SERVER_PORT),
+             # How prompts must reach llama-server (model_weights writes it beside the GGUF).
+             "--gguf-record", gguf_path + ".json",
              "--", LLAMA_SERVER, "--model", gguf_path, "--alias", worker.model.name,
              "--ctx-size", str(slots * context), "--parallel", str(slots),
              "--n-gpu-layers", "999" if run_device == "cuda" else "0"]
     if tensor_split:
         argv += ["--split-mode", "layer", "--tensor-split", ",".join(map(str, tensor_split))]
+    # llama-server keeps a cache of prompts in host RAM (8 GiB by default, per worker).
+    argv += ["--cache-ram", "2048"]
     return argv + ["--no-webui", "--metrics"]

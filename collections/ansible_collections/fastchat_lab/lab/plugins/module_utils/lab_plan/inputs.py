@@ -477,6 +477,11 @@ def _llamacpp_keys(host, var, worker, backend, model, settings, problems):
                          "GGUF files from the weights it fetches at a pinned revision"
                          % model.name, "use backend: hf for this model, or give it source "
                          "and revision instead of local_path")
+        if worker.get("conv_template") is None and model.conv_template is None:
+            problems.add(host, var + ".conv_template", "a llamacpp worker builds %s's prompts with "
+                         "a FastChat conversation template, and neither the worker nor the "
+                         "catalogue names one" % model.name, "set conv_template (e.g. "
+                         "qwen-7b-chat) on the worker or in the model's catalogue entry")
         if model.hf_architecture is None:
             problems.add(host, var + ".backend", "llama.cpp's converter needs to know %s's "
                          "model class, which its catalogue entry does not give" % model.name,

@@ -237,71 +237,104 @@ def estimate_flat(gpu_memory_gb, gpus, cap_bytes=None, load_8bit=False) -> Estim
 # ---------------------------------------------------------------------------
 # llama.cpp (backend llamacpp)
 # ---------------------------------------------------------------------------
-# GGUF: bytes per weight of ggml's block types (a block's bytes / its weights).
-BYTES_PER_WEIGHT = {"f16": 2.0, "q8_0": 34 / 32, "q4_k": 144 / 256, "q5_k": 176 / 256,
-                    "q6_k": 210 / 256}
+# Calibration (tests/bench/results/llamacpp-memory.md: llama-server at the pinned commit on
+# CPU, models of both reference architectures at full size and with 4 layers, 76 runs of
+# context 512-8,192, 1-8 slots, micro-batches 128-2,048, f16/q8_0/q4_k_m):
+#
+# - GGUF (llama-server's model buffer): the sum over tensors of elements x bits/8, the 2-D
+#   ones at the type llama-quantize gives them (below), 1-D ones (norms, biases) in f32.
+#   Reproduces every measured size to 0.01 MiB: Qwen-7B-Chat q8_0 7,825.70 MiB, q4_k_m
+#   4,672.59; Baichuan-13B-Chat q8_0 13,442.21, q4_k_m 8,162.62 (this model: within 0.1 %,
+#   from the catalogue's parameters alone).
+# - KV cache (f16): 2 x layers x context x kv heads x head size x 2 bytes, exact.
+# - Output buffer (the logits): vocabulary x 4 bytes x slots.
+# - Compute buffer, flash attention on (llama.cpp's default where it runs): micro-batch x
+#   (12 x MLP width + k x hidden + 2 x the context a slot attends to), k = 12 for a fused
+#   q/k/v tensor (Qwen v1), 16 otherwise; fitted, residuals at most 0.05 MiB.
+# - On a GPU llama.cpp also needs the CUDA context and cuBLAS's workspace
+#   (LLAMACPP_GPU_OVERHEAD_MIB, measured on the lent GPU: tests/bench/results/README.md),
+#   and keeps the token embeddings in host memory.
+BITS = {"f32": 32, "f16": 16, "q8_0": 8.5, "q5_0": 5.5, "q4_k": 4.5, "q5_k": 5.5, "q6_k": 6.5625}
+# A k-quant tensor whose rows are not a multiple of 256 falls back to these.
+FALLBACK = {"q4_k": "q5_0", "q5_k": "q5_0", "q6_k": "q8_0"}
 # Model classes whose attention's q, k and v are one tensor in the GGUF (llama-quantize
-# gives that tensor q5_k under q4_k_m).
+# treats it under q4_k_m as it treats attn_v).
 FUSED_QKV = frozenset({"QWenLMHeadModel"})
-# llama-server's defaults the plan keeps: a micro-batch of 512 tokens.
+# llama-server's default micro-batch, which the plan keeps.
 UBATCH = 512
-# Calibrated in LLAMACPP_CALIBRATION (below): what llama.cpp needs besides weights and KV
-# cache on a GPU (the CUDA context, cuBLAS) and its compute buffer per micro-batch.
 LLAMACPP_GPU_OVERHEAD_MIB = 400
-COMPUTE_LOGIT_BYTES = 4          # the logits of a micro-batch: ubatch x vocab x f32
-COMPUTE_HIDDEN_BYTES = 64        # activations: ubatch x hidden x this
 # The context a slot serves is a multiple of 256 (llama.cpp pads it so).
 CONTEXT_STEP = 256
 
 
 def _more_bits(layer, layers):
-    """llama-quantize's use_more_bits (src/llama-quant.cpp): the layers whose attn_v and
-    ffn_down get q6_k under q4_k_m."""
+    """llama-quantize's use_more_bits (src/llama-quant.cpp): the layers whose attn_v (or
+    fused qkv) and ffn_down get q6_k under q4_k_m."""
     return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
 
 
-def gguf_layout(arch, quantization, hf_architecture=None):
-    """Bytes of a model's GGUF file as llama.cpp lays it out: {"embed": the token
-    embeddings (llama.cpp keeps them in host memory), "output": the output head,
-    "layers": [bytes of each layer]}; the norms (f32 vectors) are left out.
+def _tensor(elements, kind, row):
+    if kind in FALLBACK and row % 256:
+        kind = FALLBACK[kind]
+    return elements * BITS[kind] / 8
 
-    A layer's weights are split into attention (q and o: hidden x hidden; k and v: hidden
-    x kv width) and the gated MLP (the rest of the layer's share of the parameters; its
-    down projection a third of it), each at the type llama-quantize gives it.
-    """
-    bpw = BYTES_PER_WEIGHT
+
+def mlp_width(arch):
+    """The gated MLP's width, from the layer's share of the parameters (its three matrices
+    are hidden x width; norms and biases make the share a little larger), rounded to a
+    multiple of 32 as MLP widths are: Qwen-7B-Chat 11,008, Baichuan-13B-Chat 13,696."""
     head = arch.vocab_size * arch.hidden_size
     kv_width = arch.kv_heads * arch.head_dim
     attn = 2 * arch.hidden_size ** 2 + 2 * arch.hidden_size * kv_width
-    per_layer = max((arch.parameters - 2 * head) / arch.layers, attn)
-    mlp = per_layer - attn
+    per_layer = (arch.parameters - 2 * head) / arch.layers
+    return max(32, int(round((per_layer - attn) / (3 * arch.hidden_size) / 32)) * 32)
+
+
+def gguf_layout(arch, quantization, hf_architecture=None):
+    """Bytes of a model's GGUF tensors as llama.cpp lays them out: {"embed": the token
+    embeddings (llama.cpp keeps them in host memory), "output": the output head and the
+    final norm, "layers": [bytes of each layer]}."""
+    hidden = arch.hidden_size
+    head = arch.vocab_size * hidden
+    kv_width = arch.kv_heads * arch.head_dim
+    width = mlp_width(arch)
+    fused = hf_architecture in FUSED_QKV
+    norms = 2 * hidden * 4 + (3 * hidden * 4 if fused else 0)  # f32: two norms, qkv bias
     if quantization in ("f16", "q8_0"):
-        b = bpw[quantization]
-        return {"embed": head * b, "output": head * b, "layers": [per_layer * b] * arch.layers}
+        layer = _tensor(2 * hidden * hidden + 2 * hidden * kv_width + 3 * hidden * width,
+                        quantization, hidden) + norms
+        return {"embed": _tensor(head, quantization, hidden),
+                "output": _tensor(head, quantization, hidden) + hidden * 4,
+                "layers": [layer] * arch.layers}
     if quantization != "q4_k_m":
         raise ValueError("unknown quantization %r" % quantization)
     layers = []
     for i in range(arch.layers):
-        more = _more_bits(i, arch.layers)
-        v = arch.hidden_size * kv_width
-        if hf_architecture in FUSED_QKV:
-            attn_bytes = (attn - arch.hidden_size ** 2) * bpw["q5_k"] + arch.hidden_size ** 2 * bpw["q4_k"]
+        more = "q6_k" if _more_bits(i, arch.layers) else "q4_k"
+        if fused:
+            attn = (_tensor(hidden * (hidden + 2 * kv_width), more, hidden)
+                    + _tensor(hidden * hidden, "q4_k", hidden))
         else:
-            attn_bytes = (attn - v) * bpw["q4_k"] + v * bpw["q6_k" if more else "q4_k"]
-        mlp_bytes = (2 * mlp / 3) * bpw["q4_k"] + (mlp / 3) * bpw["q6_k" if more else "q4_k"]
-        layers.append(attn_bytes + mlp_bytes)
-    return {"embed": head * bpw["q4_k"], "output": head * bpw["q6_k"], "layers": layers}
+            attn = (_tensor(2 * hidden * hidden + hidden * kv_width, "q4_k", hidden)
+                    + _tensor(hidden * kv_width, more, hidden))
+        mlp = _tensor(2 * hidden * width, "q4_k", hidden) + _tensor(hidden * width, more, width)
+        layers.append(attn + mlp + norms)
+    return {"embed": _tensor(head, "q4_k", hidden),
+            "output": _tensor(head, "q6_k", hidden) + hidden * 4, "layers": layers}
 
 
 def gguf_bytes(arch, quantization, hf_architecture=None):
-    """The GGUF file's size (bytes), about: its tensors."""
+    """The GGUF file's tensor data (bytes); its header adds a few MB (the vocabulary)."""
     layout = gguf_layout(arch, quantization, hf_architecture)
     return layout["embed"] + layout["output"] + sum(layout["layers"])
 
 
-def llamacpp_compute_bytes(arch):
-    """llama.cpp's compute buffer for one micro-batch (the device that holds the output)."""
-    return UBATCH * (arch.vocab_size * COMPUTE_LOGIT_BYTES + arch.hidden_size * COMPUTE_HIDDEN_BYTES)
+def llamacpp_compute_bytes(arch, context, slots, hf_architecture=None):
+    """llama.cpp's compute buffer for one micro-batch, and the logits of every slot, on the
+    device that holds the output (flash attention on)."""
+    k = 12 if hf_architecture in FUSED_QKV else 16
+    return (UBATCH * (12 * mlp_width(arch) + k * arch.hidden_size + 2 * context)
+            + arch.vocab_size * 4 * slots)
 
 
 def _split_layers(layers, gpus):
@@ -326,10 +359,10 @@ def estimate_llamacpp(arch, gpus, quantization, parallel, hf_architecture=None):
     layout = gguf_layout(arch, quantization, hf_architecture)
     kv = kv_bytes_per_token(arch)
     context = arch.context_tokens
-    compute = llamacpp_compute_bytes(arch)
     if not gpus:
         need = (layout["embed"] + layout["output"] + sum(layout["layers"])
-                + kv * context * parallel + compute)
+                + kv * context * parallel
+                + llamacpp_compute_bytes(arch, context, parallel, hf_architecture))
         return Estimate(need=need, available=None, context_tokens=context,
                         max_context_tokens=context, model_context_tokens=context, per_gpu=[],
                         basis="architecture", fits=True, slots=parallel)
@@ -341,7 +374,9 @@ def estimate_llamacpp(arch, gpus, quantization, parallel, hf_architecture=None):
         start += n
         last = pos == len(gpus) - 1
         fixed.append(LLAMACPP_GPU_OVERHEAD_MIB * MIB + weights
-                     + (layout["output"] + compute if last else 0))
+                     + (layout["output"] + llamacpp_compute_bytes(arch, context, parallel,
+                                                                  hf_architecture)
+                        if last else 0))
         per_token.append(kv * n / arch.layers)
     # The most tokens of KV cache every GPU holds.
     room = min(int((a - f) / t) if t > 0 else (10 ** 12 if a >= f else -1)

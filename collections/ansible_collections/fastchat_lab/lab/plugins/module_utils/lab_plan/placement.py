@@ -110,6 +110,12 @@ def build_plan(hosts, groups, catalogue, settings, templates=None):
                               served_conv_template=served_templates[name])
                    for name in served}
     _warn_precisions(plan_hosts, problems)
+    for hplan in plan_hosts.values():
+        for svc in hplan["services"]:
+            if svc["kind"] == "model_worker":
+                # What the model is served with (one precision per model: _check_engines).
+                plan_models[svc["model"]].setdefault("engine", svc["engine"])
+                plan_models[svc["model"]].setdefault("precision", svc["precision"])
     addresses = sorted({h["address"] for h in plan_hosts.values()})
     return {
         "summary": {
@@ -456,6 +462,8 @@ def _warn_precisions(plan_hosts, problems):
 def _memory(host, worker, gpus, problems):
     """The worker's memory estimate; None (and a problem) when it does not fit."""
     model, arch, var = worker.model, worker.model.architecture, worker.var
+    if worker.backend == "llamacpp":
+        return _memory_llamacpp(host, worker, gpus, problems)
     if worker.device == "cpu":
         return memory.estimate_cpu(arch, worker.load_8bit) if arch else \
             memory.estimate_flat(model.gpu_memory_gb, [], None, worker.load_8bit)
@@ -469,8 +477,6 @@ def _memory(host, worker, gpus, problems):
                          "set at most %dMiB, e.g. \"%dGiB\"" % (small // memory.MIB,
                                                                small // memory.GIB))
             return None
-    if worker.backend == "llamacpp":
-        return _memory_llamacpp(host, worker, gpus, problems)
     if arch is None:
         estimate = memory.estimate_flat(model.gpu_memory_gb, gpus, worker.cap_bytes,
                                         worker.load_8bit)
