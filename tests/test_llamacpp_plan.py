@@ -249,7 +249,7 @@ def test_an_old_driver_is_refused_with_the_branch_to_install():
     hosts["gpu01"]["fastchat_gpus"]["driver_version"] = "515.105.01"
     with pytest.raises(PlanError, match=r"built with CUDA 12.4, which needs NVIDIA driver 525 or "
                        r"newer, but GPU 0 \(Tesla P40\) has driver 515.105.01. Fix: set "
-                       r"nvidia_driver_branch: \"535\""):
+                       r"nvidia_driver_branch: \"535\" and nvidia_driver_version: \"\""):
         plan_of(hosts, groups)
 
 

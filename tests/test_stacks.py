@@ -67,7 +67,10 @@ def test_an_h100_on_a_515_driver_is_refused_with_the_driver_fix():
     assert "gpu01: fastchat_workers[0].gpus: GPU 0 (NVIDIA H100 80GB HBM3, compute " \
            "capability 9.0, driver 515.105.01) needs the CUDA 12 stack cuda121" in message
     assert "no kernels past compute capability 8.6" in message
-    assert "Fix: set nvidia_driver_branch: \"535\" for this host and re-run site.yml" in message
+    # Both settings: the nvidia_driver role refuses a pinned version of another branch.
+    assert ("Fix: set nvidia_driver_branch: \"535\" and nvidia_driver_version: \"\" (the "
+            "branch's newest driver, or a 535 version to pin) for this host and re-run "
+            "site.yml") in message
 
 
 def test_a_rehearsal_still_refuses_what_the_real_lab_would():

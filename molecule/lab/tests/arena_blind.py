@@ -46,6 +46,8 @@ PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY",
                              os.path.dirname(os.path.abspath(__file__))))))
 VOTES = ["A is better", "B is better", "Tie", "Both are bad"]
 NAMES = re.compile(r"Model [AB]: (\S+)")
+# The battles' "Max output tokens" (the page allows 16 to 2,048; default 1,024).
+SHORT_ANSWER_TOKENS = 32
 
 
 def _context(ca_file):
@@ -95,6 +97,22 @@ async def _wait(check, seconds, step=0.1):
         await asyncio.sleep(step)
 
 
+async def _short_answers(page):
+    """Set the battle's "Max output tokens" to its least: the tiny models' random weights
+    rarely sample an end token, so each answer would run to the page's 1,024 tokens and
+    the streams' re-rendering (not the engines) would fill this machine's cores; the race
+    checked here does not depend on the answers' length."""
+    await page.get_by_text("Parameters", exact=True).locator("visible=true").first.click()
+    box = page.get_by_label("number input for Max output tokens").locator("visible=true").first
+    await box.fill(str(SHORT_ANSWER_TOKENS))
+    await box.press("Enter")
+    await box.blur()
+    value = await box.input_value()
+    if value != str(SHORT_ANSWER_TOKENS):
+        raise AssertionError("Max output tokens is %r after setting it to %d"
+                             % (value, SHORT_ANSWER_TOKENS))
+
+
 async def _player(browser, web_ui, login, who, rounds, tag, end, report):
     context = await browser.new_context(viewport={"width": 1400, "height": 1100})
     page = await context.new_page()
@@ -109,6 +127,7 @@ async def _player(browser, web_ui, login, who, rounds, tag, end, report):
             return
         await page.goto(web_ui + "/")
         await page.get_by_role("tab", name="Arena (battle)").click()
+        await _short_answers(page)
         box = page.locator("textarea[placeholder*='Enter your prompt']:visible").first
         new_round = page.get_by_role("button", name=re.compile("New Round")).first
         for rnd in range(rounds):

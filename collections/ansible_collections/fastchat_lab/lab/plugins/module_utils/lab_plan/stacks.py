@@ -87,6 +87,13 @@ def choose(backend: str, device: str, gpus: list):
     return None, _refusal(backend, gpus)
 
 
+def driver_fix(branch: str) -> str:
+    """The settings that move a host to driver ``branch``: the branch and a version in it
+    (the nvidia_driver role refuses a pinned version of another branch)."""
+    return ('set nvidia_driver_branch: "%s" and nvidia_driver_version: "" (the branch\'s '
+            'newest driver, or a %s version to pin)' % (branch, branch))
+
+
 def _refusal(backend: str, gpus: list):
     gpu = gpus[0]
     worst_cc = max(g.compute_capability for g in gpus)
@@ -108,9 +115,9 @@ def _refusal(backend: str, gpus: list):
         return ("the llama.cpp image is built with CUDA %s, which needs NVIDIA driver %d or "
                 "newer, but GPU %d (%s) has driver %s" % (stack.cuda, stack.min_driver,
                                                          gpu.index, gpu.name, gpu.driver_version),
-                "set nvidia_driver_branch: \"%s\" for this host and re-run site.yml (535 "
-                "still drives every generation from Maxwell on: a Tesla P40 included)"
-                % DRIVER_BRANCH_FOR["llamacpp-cuda"])
+                "%s for this host and re-run site.yml (535 still drives every generation "
+                "from Maxwell on: a Tesla P40 included)"
+                % driver_fix(DRIVER_BRANCH_FOR["llamacpp-cuda"]))
     if backend == "vllm":
         stack = STACKS["vllm"]
         if low_cc < stack.min_cc:
@@ -124,8 +131,8 @@ def _refusal(backend: str, gpus: list):
         return ("the vllm image needs CUDA 12, i.e. NVIDIA driver %d or newer, but GPU %d "
                 "(%s) has driver %s" % (stack.min_driver, gpu.index, gpu.name,
                                         gpu.driver_version),
-                "upgrade the driver or use backend: hf (nvidia_driver_branch: \"%s\" for "
-                "this host installs one)" % DRIVER_BRANCH_FOR["vllm"])
+                "upgrade the driver or use backend: hf (%s for this host installs one)"
+                % driver_fix(DRIVER_BRANCH_FOR["vllm"]))
     new, old = STACKS["cuda121"], STACKS["cuda117"]
     if worst_cc > new.max_cc:
         return ("no pinned stack has kernels for compute capability %d.%d (%s): %s stops at "
@@ -139,13 +146,12 @@ def _refusal(backend: str, gpus: list):
                 "past compute capability %d.%d), which needs NVIDIA driver %d or newer, but "
                 "the host has driver %s" % (label, new.name, new.torch, *old.max_cc,
                                             new.min_driver, gpu.driver_version),
-                "set nvidia_driver_branch: \"%s\" for this host and re-run site.yml (it "
-                "installs the driver; the worker then runs the %s stack)"
-                % (DRIVER_BRANCH_FOR["cuda121"], new.name))
+                "%s for this host and re-run site.yml (it installs the driver; the worker "
+                "then runs the %s stack)" % (driver_fix(DRIVER_BRANCH_FOR["cuda121"]), new.name))
     return ("%s: the stacks need NVIDIA driver %d or newer (CUDA %s), the host has %s"
             % (label, old.min_driver, old.cuda, gpu.driver_version),
-            "set nvidia_driver_branch: \"%s\" (or newer) for this host and re-run site.yml"
-            % DRIVER_BRANCH_FOR["cuda117"])
+            "%s (or a newer branch) for this host and re-run site.yml"
+            % driver_fix(DRIVER_BRANCH_FOR["cuda117"]))
 
 
 def library_problem(model, stack: Stack):
