@@ -252,8 +252,12 @@ def estimate_flat(gpu_memory_gb, gpus, cap_bytes=None, load_8bit=False) -> Estim
 #   (12 x MLP width + k x hidden + 2 x the context a slot attends to), k = 12 for a fused
 #   q/k/v tensor (Qwen v1), 16 otherwise; fitted, residuals at most 0.05 MiB.
 # - On a GPU llama.cpp also needs the CUDA context and cuBLAS's workspace
-#   (LLAMACPP_GPU_OVERHEAD_MIB, measured on the lent GPU: tests/bench/results/README.md),
-#   and keeps the token embeddings in host memory.
+#   (LLAMACPP_GPU_OVERHEAD_MIB) and keeps the token embeddings in host memory; the compute
+#   buffer there is taken to be the CPU one. Not calibrated yet: the one GPU run so far
+#   loaded no CUDA backend (tests/bench/results/README.md), so 400 MiB is an estimate
+#   (a CUDA context is about 300 MiB, cuBLAS's workspace a few tens) that a lent GPU must
+#   check: scripts/gpu-worker-check's way, llama-server's "CUDA0 ... buffer size" lines
+#   against nvidia-smi's memory.used.
 BITS = {"f32": 32, "f16": 16, "q8_0": 8.5, "q5_0": 5.5, "q4_k": 4.5, "q5_k": 5.5, "q6_k": 6.5625}
 # A k-quant tensor whose rows are not a multiple of 256 falls back to these.
 FALLBACK = {"q4_k": "q5_0", "q5_k": "q5_0", "q6_k": "q8_0"}
