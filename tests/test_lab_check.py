@@ -186,6 +186,23 @@ def test_a_model_that_does_not_answer_is_named(lab):
     assert "HTTP 400" in report["failures"][0]["detail"]
 
 
+def test_a_model_is_named_with_the_hosts_that_serve_it_whatever_its_engine(lab):
+    hosts, groups = reference_lab()
+    hosts["gpu01"]["fastchat_gpus"] = dict(hosts["gpu01"]["fastchat_gpus"], driver_version="535.216.01")
+    for worker in hosts["gpu01"]["fastchat_workers"]:
+        if worker["model"] == "Qwen-7B-Chat":
+            worker["backend"] = "llamacpp"
+    plan = copy.deepcopy(plan_of(hosts, groups, settings={"tls": False}))
+    base = url(lab)
+    plan["summary"].update(controller_address=base, api_url=base + "/v1", web_ui_url=base)
+    assert plan["models"]["Qwen-7B-Chat"]["engine"] == "llama.cpp"
+    Lab.dead = {"Qwen-7B-Chat", "Baichuan-13B-Chat"}
+    report = check_lab(plan, keys=[KEY], retries=1, sleep=lambda s: None)
+    details = " ".join(c["detail"] for c in report["failures"])
+    assert "Model Qwen-7B-Chat (on gpu01) did not answer" in details
+    assert "Model Baichuan-13B-Chat (on gpu01) did not answer" in details
+
+
 def test_a_wrong_login_fails_the_login_check(lab):
     report = check_lab(plan_at(url(lab)), keys=[KEY], users=[(USER, "not-the-password")],
                        retries=1, sleep=lambda s: None)

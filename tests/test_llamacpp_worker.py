@@ -89,7 +89,8 @@ def command(server=None, **flags):
 def test_the_lab_command_line_is_accepted():
     args, server = W.parse_command_line(command())
     assert (args.host, args.port, args.server_port, args.model_names, args.limit_worker_concurrency,
-            args.conv_template) == ("0.0.0.0", 21002, 8090, [MODEL], 4, "qwen-7b-chat")
+            args.conv_template, args.stream_interval) == (
+        "0.0.0.0", 21002, 8090, [MODEL], 4, "qwen-7b-chat", 2)
     assert server == [TRUE, "--model", MODEL_PATH, "--ctx-size", "8192", "--parallel", "4", "--no-webui"]
 
 
@@ -153,6 +154,11 @@ HOSTILE = [
      "--limit-worker-concurrency: \"0\" is not a number"),
     ("concurrency huge", {"limit_worker_concurrency": "100000"}, DEFAULT, "is not a number of requests"),
     ("concurrency with a space", {"limit_worker_concurrency": "4 "}, DEFAULT, "is not a number of requests"),
+    ("stream interval 0", {"stream_interval": "0"}, DEFAULT,
+     "--stream-interval: \"0\" is not a number of tokens"),
+    ("stream interval huge", {"stream_interval": "65"}, DEFAULT, "is not a number of tokens"),
+    ("stream interval negative", {"stream_interval": "-2"}, DEFAULT, "is not a number of tokens"),
+    ("stream interval with a newline", {"stream_interval": "2\n"}, DEFAULT, "is not a number of tokens"),
     ("unknown worker flag", {"seed": "1"}, DEFAULT, "arguments: argparse refused them"),
     ("abbreviated flag", {"no_reg": "x"}, DEFAULT, "arguments: argparse refused them"),
 ]
@@ -657,6 +663,24 @@ def test_a_streamed_answer_accumulates_with_usage_and_finish_reason(lab):
                                   "total_tokens": prompt_tokens + 13}
     _, counted = post(lab.url + "/count_token", {"model": MODEL, "prompt": params["prompt"]})
     assert counted["count"] == prompt_tokens
+
+
+def test_items_come_every_stream_interval_tokens(worker_python, place, lab):
+    # The lab's worker streams an item every 2 tokens (FastChat's model_worker's default):
+    # "Hello, world" is 12 tokens, so 6 items and the last one with its finish reason.
+    params = chat_params(lab.url, "SAY:Hello, world/SAY")
+    counts = [item["usage"]["completion_tokens"] for item in stream(lab.url, params)]
+    assert counts == [2, 4, 6, 8, 10, 12, 13]
+    # --stream-interval 1: every token; 5: every fifth, and the rest at the end.
+    for interval, expected in (("1", list(range(1, 13)) + [13]), ("5", [5, 10, 13, 13])):
+        worker = start_worker(worker_python, place, lab.controller_url,
+                              worker_args=["--stream-interval", interval, "--no-register"])
+        try:
+            items = stream(worker.url, chat_params(worker.url, "SAY:Hello, world/SAY"))
+        finally:
+            worker.stop()
+        assert [item["usage"]["completion_tokens"] for item in items] == expected
+        assert items[-1]["text"] == "Hello, world"
 
 
 def test_the_request_to_llama_server(lab):

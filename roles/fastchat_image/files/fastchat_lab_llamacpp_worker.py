@@ -3,7 +3,8 @@
     python3 -m fastchat_lab_llamacpp_worker --model-path /models/M.gguf --model-names M
         --host 0.0.0.0 --port 21002 --worker-address http://gpu01:21002
         --controller-address http://head:21001 [--conv-template T]
-        [--limit-worker-concurrency N] [--no-register] [--gguf-record M.gguf.json] --server-port 8090
+        [--limit-worker-concurrency N] [--stream-interval K] [--no-register]
+        [--gguf-record M.gguf.json] --server-port 8090
         -- /opt/llamacpp/bin/llama-server --model /models/M.gguf --ctx-size C --parallel N ...
 
 --gguf-record: the GGUF's record (model_weights writes it beside the file): its rules say how
@@ -66,7 +67,8 @@ stop_token_ids (llama-server has no such field): each id is looked up once (cach
   token would also stop on the same text made of other tokens.)
 The model's end-of-generation tokens stop llama-server by itself (FastChat adds the EOS id).
 
-The stream: b"<json>\\0" items as FastChat's model_worker yields them: "text" is the whole
+The stream: b"<json>\\0" items as FastChat's model_worker yields them, one every
+--stream-interval tokens (default 2, as FastChat's model_worker) and at the end: "text" is the whole
 answer so far (with echo, the prompt first, as FastChat's vLLM worker does), "error_code"
 0, "usage" {prompt_tokens, completion_tokens, total_tokens} from llama-server's counts,
 "finish_reason" null until the last item, which repeats the text with "stop" (end token,
@@ -123,6 +125,11 @@ HOSTNAME_RE = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
 CONV_TEMPLATE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z")
 MAX_CONCURRENCY = 1024
+# Tokens per streamed item: FastChat's model_worker's --stream-interval and its default.
+# Each item is the whole answer so far, parsed and re-sent by the API server or web UI:
+# with 8 or 32 answers streaming on a small host, one item per token is work for nothing.
+STREAM_INTERVAL = 2
+MAX_STREAM_INTERVAL = 64
 MAX_STOP_TOKEN_IDS = 256
 
 # llama-server options the worker sets itself, or that would serve elsewhere, serve another
@@ -261,6 +268,14 @@ def _concurrency(text):
     return int(text)
 
 
+def _stream_interval(text):
+    if not re.fullmatch(r"[0-9]{1,3}", text or "") or not 1 <= int(text) <= MAX_STREAM_INTERVAL:
+        raise ConfigError("--stream-interval", "%s is not a number of tokens" % _printable(text),
+                          "give an integer from 1 (every token) to %d; FastChat's model_worker "
+                          "takes %d" % (MAX_STREAM_INTERVAL, STREAM_INTERVAL))
+    return int(text)
+
+
 def _conv_template(text):
     from fastchat.conversation import conv_templates
 
@@ -383,6 +398,7 @@ def parse_command_line(argv):
     parser.add_argument("--model-names", default=None)
     parser.add_argument("--conv-template", default=None)
     parser.add_argument("--limit-worker-concurrency", default=None)
+    parser.add_argument("--stream-interval", default=str(STREAM_INTERVAL))
     parser.add_argument("--no-register", action="store_true")
     parser.add_argument("--server-port", required=True)
     parser.add_argument("--gguf-record", default=None)
@@ -415,6 +431,7 @@ def parse_command_line(argv):
                 "give --conv-template NAME (the catalogue's conv_template)") from None
     if args.limit_worker_concurrency is not None:
         args.limit_worker_concurrency = _concurrency(args.limit_worker_concurrency)
+    args.stream_interval = _stream_interval(args.stream_interval)
     args.rules = read_rules(_path("--gguf-record", args.gguf_record)) \
         if args.gguf_record is not None else dict(NO_RULES)
     parallel = check_server_argv(server_argv, args.model_path)
@@ -698,8 +715,9 @@ def error_item(code, text):
 class Engine:
     """FastChat's generation API over one llama-server. Mixed into BaseModelWorker."""
 
-    def init_engine(self, server, context_len, n_vocab, rules=None):
+    def init_engine(self, server, context_len, n_vocab, rules=None, stream_interval=1):
         self.rules = dict(NO_RULES, **(rules or {}))
+        self.stream_interval = stream_interval
         self.server = server
         self.context_len = context_len
         self.n_vocab = n_vocab
@@ -823,6 +841,7 @@ class Engine:
                               error.text.rsplit("\n\n", 1)[-1])
                 raise error
             text, sent = "", None
+            unsent = 0  # tokens streamed since the last item
             usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
             withheld = []  # tokens whose text llama-server holds back (possible stop string)
             finish_reason = None
@@ -836,6 +855,7 @@ class Engine:
                          "total_tokens": prompt_tokens + completion_tokens}
                 content = event.get("content") or ""
                 tokens = event.get("tokens") or []
+                unsent += len(tokens) or 1
                 hit = next((i for i, t in enumerate(tokens) if t in local_ids), None)
                 if hit is not None:
                     text += self._text_before_stop(content, tokens[:hit], tokens[hit], withheld)
@@ -855,8 +875,8 @@ class Engine:
                     else:
                         finish_reason = "stop"
                     break
-                if text != sent:
-                    sent = text
+                if text != sent and unsent >= self.stream_interval:
+                    sent, unsent = text, 0
                     yield _answer(prefix + text, usage, None)
             if finish_reason is None:  # the stream ended without its last event
                 raise EngineError(ErrorCode.INTERNAL_ERROR,
@@ -1019,7 +1039,7 @@ def main(argv):
                 super().__init__(args.controller_address, args.worker_address, worker_id,
                                  args.model_path, args.model_names, limit,
                                  conv_template=args.conv_template)
-                self.init_engine(server, context, n_vocab, args.rules)
+                self.init_engine(server, context, n_vocab, args.rules, args.stream_interval)
 
         worker = LlamaCppWorker()
         base_model_worker.worker = worker

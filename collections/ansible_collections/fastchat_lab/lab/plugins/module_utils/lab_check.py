@@ -203,7 +203,9 @@ def check_lab(plan, keys=(), users=(), ca_file=None, retries=36, delay=5.0, time
     # Every model through the API.
     api = summary["api_url"]
     for model in models:
-        hosts = plan["models"][model]["hosts"]
+        # The hosts that serve it (the model's "hosts" are those that need its HF weights:
+        # none for a llama.cpp worker).
+        hosts = sorted({w["host"] for w in workers if w["model"] == model})
         answer = client.request(api + "/chat/completions", "POST", headers=auth, body={
             "model": model, "messages": [{"role": "user", "content": "Say hello."}],
             "max_tokens": 8, "temperature": 0})
