@@ -89,8 +89,9 @@ def fixture_lab():
     server.server_close()
 
 
-def plan_at(base, tls=False):
-    plan = copy.deepcopy(plan_of(*reference_lab(), settings={"tls": tls}))
+def plan_at(base, tls=False, lab=None):
+    """The plan of ``lab`` ((hosts, groups); default: the reference lab) at ``base``."""
+    plan = copy.deepcopy(plan_of(*(lab or reference_lab()), settings={"tls": tls}))
     plan["summary"].update(controller_address=base, api_url=base + "/v1", web_ui_url=base)
     return plan
 
@@ -192,9 +193,7 @@ def test_a_model_is_named_with_the_hosts_that_serve_it_whatever_its_engine(lab):
     for worker in hosts["gpu01"]["fastchat_workers"]:
         if worker["model"] == "Qwen-7B-Chat":
             worker["backend"] = "llamacpp"
-    plan = copy.deepcopy(plan_of(hosts, groups, settings={"tls": False}))
-    base = url(lab)
-    plan["summary"].update(controller_address=base, api_url=base + "/v1", web_ui_url=base)
+    plan = plan_at(url(lab), lab=(hosts, groups))
     assert plan["models"]["Qwen-7B-Chat"]["engine"] == "llama.cpp"
     Lab.dead = {"Qwen-7B-Chat", "Baichuan-13B-Chat"}
     report = check_lab(plan, keys=[KEY], retries=1, sleep=lambda s: None)

@@ -259,21 +259,24 @@ def _model_names(text):
     return names
 
 
-def _concurrency(text):
-    if not re.fullmatch(r"[0-9]{1,4}", text or "") or not 1 <= int(text) <= MAX_CONCURRENCY:
-        raise ConfigError("--limit-worker-concurrency",
-                          "%s is not a number of requests" % _printable(text),
-                          "give llama-server's --parallel (its slots), an integer from 1 to %d"
-                          % MAX_CONCURRENCY)
+def _count(flag, text, most, what, fix):
+    """``text`` as an integer from 1 to ``most``: digits only (no sign, space or newline),
+    no more of them than ``most`` has."""
+    if not re.fullmatch(r"[0-9]{1,%d}" % len(str(most)), text or "") or not 1 <= int(text) <= most:
+        raise ConfigError(flag, "%s is not a number of %s" % (_printable(text), what), fix)
     return int(text)
+
+
+def _concurrency(text):
+    return _count("--limit-worker-concurrency", text, MAX_CONCURRENCY, "requests",
+                  "give llama-server's --parallel (its slots), an integer from 1 to %d"
+                  % MAX_CONCURRENCY)
 
 
 def _stream_interval(text):
-    if not re.fullmatch(r"[0-9]{1,3}", text or "") or not 1 <= int(text) <= MAX_STREAM_INTERVAL:
-        raise ConfigError("--stream-interval", "%s is not a number of tokens" % _printable(text),
-                          "give an integer from 1 (every token) to %d; FastChat's model_worker "
-                          "takes %d" % (MAX_STREAM_INTERVAL, STREAM_INTERVAL))
-    return int(text)
+    return _count("--stream-interval", text, MAX_STREAM_INTERVAL, "tokens",
+                  "give an integer from 1 (every token) to %d; FastChat's model_worker takes %d"
+                  % (MAX_STREAM_INTERVAL, STREAM_INTERVAL))
 
 
 def _conv_template(text):
