@@ -90,7 +90,7 @@ def test_sources_must_be_a_list():
 def test_the_defaults_pass():
     assert settings_problems("gpu01", [], SCRIPT, UNIT) == []
     assert settings_problems("gpu01", [], "/opt/fastchat-lab/bin/firewall",
-                             "lab-firewall.service") == []
+                             "fastchat-lab-fw.service") == []
 
 
 @pytest.mark.parametrize("path", [
@@ -99,7 +99,8 @@ def test_the_defaults_pass():
     "./fastchat-lab-firewall", "/usr/local/sbin/../../sbin/iptables", "/usr/local/sbin/",
     "/usr/local//sbin/x", "/usr/local", "/usr/local/", "/opt", "//opt/x",
     "/usr/local/sbin/fw\n", "/usr/local/sbin/f w", "/usr/local/sbin/fw;reboot",
-    "/usr/local/sbin/fw%i", "/usr/local/sbin/$(id)", "", None, 5])
+    "/usr/local/sbin/fw%i", "/usr/local/sbin/$(id)", "", None, 5, "/usr/local/bin",
+    "/usr/local/sbin/iptables", "/opt/fastchat-lab", "/opt/other/fastchat-lab-fw"])
 def test_a_script_path_outside_usr_local_or_opt_or_odd_is_refused(path):
     problems = settings_problems("gpu01", [], path, UNIT)
     assert len(problems) == 1 and problems[0].startswith("gpu01: lab_firewall_script: "), problems
@@ -109,12 +110,13 @@ def test_a_script_path_outside_usr_local_or_opt_or_odd_is_refused(path):
 @pytest.mark.parametrize("unit", ["ssh", "fastchat-lab-firewall", "../ssh.service",
                                   "a b.service", "fw.service\n", "fw@.service", "fw@x.service",
                                   "fw.timer", ".service", "-x.service", "fw.service;x",
-                                  "x" * 250 + ".service", None, ""])
+                                  "x" * 250 + ".service", None, "", "lab-firewall.service",
+                                  "docker.service", "fastchat-lab-.service"])
 def test_a_unit_that_is_no_service_name_is_refused(unit):
     problems = settings_problems("gpu01", [], SCRIPT, unit)
     assert len(problems) == 1 and problems[0].startswith("gpu01: lab_firewall_unit: "), problems
     assert problems[0].endswith("Fix: leave the default fastchat-lab-firewall.service, or name "
-                                "a unit of its own.")
+                                "a unit fastchat-lab-<word>.service.")
 
 
 # ---------------------------------------------------------------------------
@@ -416,12 +418,13 @@ def test_site_yml_stops_at_the_preflight_for_bad_firewall_settings(tmp_path):
     result = run(root, "site.yml", inventory, tmp_path, cmdline="%s -e '%s'" % (OPEN_LAB, bad))
     out = " ".join(output(result).split())
     assert result.status == "failed", out
-    assert ("gpu01: lab_firewall_allowed_sources[1]: '10.0.0.1; reboot' is not an IPv4 address "
-            "or network") in out
-    assert "gpu01: lab_firewall_script: '/usr/sbin/iptables' is not under /usr/local/ or /opt/" in out
-    assert "gpu01: lab_firewall_unit: '../ssh.service' is not a systemd service name" in out
+    # The settings gate (plan.yml) names all three at once.
+    assert ("gpu01: lab_firewall_allowed_sources: entry 2: '10.0.0.1; reboot' is not an IPv4 "
+            "address or network") in out
+    assert "gpu01: lab_firewall_script: '/usr/sbin/iptables' is not a file of the lab's own" in out
+    assert "gpu01: lab_firewall_unit: '../ssh.service' is not a unit of the lab's own" in out
     plays = plays_started(result)
-    assert plays[-1] == "Check every lab host's firewall settings before any host is changed."
+    assert plays[-1] == "Check every lab-wide setting of every lab host."
     assert "Install Docker Engine with Compose v2 on every lab host." not in plays
     assert changed_tasks(result) == []
 

@@ -382,15 +382,20 @@ def test_bad_llamacpp_inputs_are_refused_before_anything_is_cloned(tmp_path, ups
         fastchat_image_llamacpp_cuda_build_image="nvidia/cuda:12.4.1 --privileged")
     assert status == "failed", out
     text = " ".join(out.split())
-    assert "all: fastchat_image_repo_url: not a git URL the build can use" in text
-    assert "all: fastchat_image_llamacpp_repo_url: not a git URL the build can use" in text
+    # The settings gate's own check, run again by the role (module_utils/lab_settings.py).
+    assert ("fastchat_image_repo_url: https://git.example.lab/... carries credentials "
+            "(user:password@)") in text
+    assert ("fastchat_image_llamacpp_repo_url: 'ext::sh -c touch% /tmp/fcl-pwned' has "
+            "characters a URL here cannot have") in text
     assert "all: fastchat_llamacpp_commit: the lab plan gives no llama.cpp commit" in text
     assert "all: fastchat_workers: the llama.cpp CUDA image is built for the compute capabilities" in text
     assert "summary.llamacpp.cuda_archs: [\"61\", \"100\"]" in text
     assert ("all: fastchat_image_stacks: the llamacpp stacks install the llama.cpp worker, "
             "roles/fastchat_image/files/fastchat_lab_llamacpp_worker.py, which is missing") in text
-    assert "fastchat_image_llamacpp_ubuntu_mirror (http://mirror.example.lab/debian)" in text
-    assert "fastchat_image_llamacpp_cuda_build_image (nvidia/cuda:12.4.1 --privileged)" in text
+    assert ("fastchat_image_llamacpp_ubuntu_mirror: 'http://mirror.example.lab/debian' does not "
+            "end in /ubuntu") in text
+    assert ("fastchat_image_llamacpp_cuda_build_image: 'nvidia/cuda:12.4.1 --privileged' is not "
+            "a Docker image reference") in text
     # The refusal names the variable, not its value: the credentials reach no output.
     assert "secret" not in text
     assert calls == []

@@ -229,3 +229,101 @@ def test_the_preflight_entry_point_validates_its_arguments(tmp_path):
                        "Validating arguments against arg spec")]
     assert "Validating arguments against arg spec 'preflight' - Check the deployment settings " \
            "before any host is changed." in validations
+
+
+# Lab-wide settings of several roles set wrongly (issue 24), as JSON (-e key=value would
+# give strings): every one is refused at once, before any host is changed.
+HOSTILE_SETTINGS = ("-e '{\"fastchat_deploy_dir\": \"/etc\", "
+                    "\"lab_firewall_unit\": \"ssh.service\", "
+                    "\"fastchat_image_repo_url\": \"ext::sh -c id\", "
+                    "\"model_weights_git_environment\": {\"GIT_CONFIG_KEY_0\": \"core.fsmonitor\"}, "
+                    "\"docker_daemon_options\": {\"hosts\": [\"tcp://0.0.0.0:2375\"]}, "
+                    "\"lab_leaderboard_timer_schedule\": \"hourly\\nExecStartPre=/bin/id\", "
+                    "\"fastchat_image_fastchat_ref\": \"--upload-pack=id\"}'")
+
+
+def test_lab_wide_settings_set_wrongly_stop_site_yml_all_at_once(tmp_path):
+    root = project_copy(tmp_path)
+    inventory = tmp_path / "no-key.yml"
+    inventory.write_text(NO_KEY_INVENTORY)
+    result = run(root, "site.yml", inventory, tmp_path, cmdline=OPEN_LAB + " " + HOSTILE_SETTINGS)
+    out = output(result)
+    assert result.status == "failed", out
+    for line in ("gpu01: fastchat_deploy_dir: '/etc' is a shared directory",
+                 "gpu01: lab_firewall_unit: 'ssh.service' is not a unit of the lab's own",
+                 "gpu01: fastchat_image_repo_url: 'ext::sh -c id' has characters",
+                 "gpu01: model_weights_git_environment: 'GIT_CONFIG_KEY_0' is not an environment",
+                 "gpu01: docker_daemon_options: hosts: 'tcp://0.0.0.0:2375' opens Docker's API",
+                 "gpu01: lab_leaderboard_timer_schedule: 'hourly\\nExecStartPre=/bin/id' has a "
+                 "control character",
+                 "gpu01: fastchat_image_fastchat_ref: '--upload-pack=id' is not a tag"):
+        assert line in out, line
+    # One failed check lists them all; the deployment's plays never started.
+    assert plays_started(result)[-1] == "Check every lab-wide setting of every lab host."
+    assert changed_tasks(result) == []
+
+
+def test_the_reference_lab_and_its_china_switch_pass_the_settings_gate(tmp_path):
+    root = project_copy(tmp_path)
+    result = run(root, "playbooks/plan.yml", root / "inventory" / "lab", tmp_path,
+                 cmdline="-e fastchat_china_mirror=true")
+    out = output(result)
+    assert result.status == "successful", out
+    assert "Check every lab-wide setting of every lab host." in plays_started(result)
+
+
+OWN_PLAYBOOK = """
+- name: A playbook of one's own that checks one role's settings.
+  hosts: gpu01
+  gather_facts: false
+  tasks:
+    - name: Check the docker role's settings.
+      ansible.builtin.include_role:
+        name: docker
+        tasks_from: settings
+"""
+
+
+def test_a_roles_settings_entry_point_stops_a_playbook_of_ones_own(tmp_path):
+    root = project_copy(tmp_path)
+    (root / "own.yml").write_text(OWN_PLAYBOOK)
+    inventory = root / "inventory" / "lab"
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "good").mkdir()
+    result = run(root, "own.yml", inventory, tmp_path / "bad",
+                 cmdline="-e docker_log_max_size=1x")
+    out = output(result)
+    assert result.status == "failed", out
+    assert "gpu01: docker_log_max_size: '1x' is not a size such as 100m. Fix: " in out
+    result = run(root, "own.yml", inventory, tmp_path / "good")
+    assert result.status == "successful", output(result)
+
+
+def test_vaulted_settings_are_checked_decrypted_and_never_shown(tmp_path):
+    """A secret or a setting kept in ansible-vault goes through the gate like any other."""
+    import subprocess
+
+    root = project_copy(tmp_path)
+    password = tmp_path / "vault-pass"
+    password.write_text("fcl-test-vault\n")
+
+    def vaulted(name, value):
+        return subprocess.run(
+            ["ansible-vault", "encrypt_string", "--vault-password-file", str(password),
+             value, "--name", name], check=True, capture_output=True, text=True).stdout
+
+    inventory = tmp_path / "inv"
+    (inventory / "group_vars" / "all").mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(NO_KEY_INVENTORY)
+    (inventory / "group_vars" / "all" / "vault.yml").write_text(
+        vaulted("model_weights_hub_token", "hf_secrettoken1234567890")
+        + vaulted("lab_firewall_unit", "fastchat-lab-fw.service")
+        + vaulted("lab_firewall_script", "/usr/sbin/iptables"))
+    (tmp_path / "run").mkdir()
+    result = run(root, "playbooks/plan.yml", inventory / "hosts.yml", tmp_path / "run",
+                 cmdline="--vault-password-file %s" % password)
+    out = output(result)
+    assert result.status == "failed", out
+    assert "gpu01: lab_firewall_script: '/usr/sbin/iptables' is not a file of the lab's own" in out
+    assert "lab_firewall_unit" not in out.split("Check every lab-wide setting")[-1].split("PLAY RECAP")[0]
+    assert "hf_secrettoken" not in out

@@ -810,3 +810,48 @@ def test_worker_names_that_would_be_too_long_ask_for_a_name():
         plan_of(hosts, groups, catalogue=catalogue)
     hosts["gpu01"]["fastchat_workers"][2]["name"] = "long-model"
     assert "long-model" in plan_of(hosts, groups, catalogue=catalogue)["summary"]["workers"]
+
+
+@pytest.mark.parametrize("bind, refused", [
+    ("0.0.0.0", False), ("127.0.0.1", False), ("10.1.1.1", False), ("10.2.2.2", False),
+    ("192.0.2.99", True)])
+def test_the_api_and_web_ui_bind_where_the_head_has_an_address(bind, refused):
+    """Issue 24: an address that is not the head's cannot be published; refused at the plan,
+    when the head's facts list its addresses."""
+    facts = {"default_ipv4": {"address": "10.1.1.1"}, "all_ipv4_addresses": ["10.1.1.1", "10.2.2.2"]}
+    hosts = {"solo": {"ansible_facts": facts,
+                      "fastchat_workers": [{"model": "Qwen-7B-Chat", "device": "cpu"}]}}
+    groups = {"all": ["solo"], "fastchat_head": ["solo"], "gpu_hosts": ["solo"]}
+    for key in ("api_bind", "web_ui_bind"):
+        if refused:
+            with pytest.raises(PlanError, match="solo: fastchat_%s: 192.0.2.99 is not an address "
+                                                "of the head solo" % key):
+                plan_of(hosts, groups, settings={key: bind})
+        else:
+            plan_of(hosts, groups, settings={key: bind})
+
+
+@pytest.mark.parametrize("alias", ["a", "ai", " ", "The", "model", "x\n", "q\nwen", "Assistant",
+                                   "千"])
+def test_an_alias_that_matches_nearly_every_answer_is_refused(alias):
+    """Issue 24: the leaderboard drops a blind vote whose answers hold an alias."""
+    catalogue = copy.deepcopy(CATALOGUE)
+    catalogue["Qwen-7B-Chat"]["aliases"] = ["通义千问", alias]
+    with pytest.raises(PlanError, match=r"all: fastchat_models\['Qwen-7B-Chat'\]\.aliases(\[1\])?: "):
+        plan_of(*reference_lab(), catalogue=catalogue)
+
+
+def test_real_aliases_pass():
+    catalogue = copy.deepcopy(CATALOGUE)
+    catalogue["Qwen-7B-Chat"]["aliases"] = ["千问", "Alibaba", "qwen", "tongyi"]
+    plan_of(*reference_lab(), catalogue=catalogue)
+
+
+def test_hundreds_of_workers_on_a_host_are_refused():
+    workers = [{"model": "Qwen-7B-Chat", "device": "cpu", "name": "w%d" % i} for i in range(65)]
+    hosts = {"solo": {"fastchat_address": "10.0.0.1", "fastchat_workers": workers}}
+    groups = {"all": ["solo"], "fastchat_head": ["solo"], "gpu_hosts": ["solo"]}
+    with pytest.raises(PlanError, match="solo: fastchat_workers: has 65 workers; a host runs at most 64"):
+        plan_of(hosts, groups)
+    hosts["solo"]["fastchat_workers"] = workers[:64]
+    assert len(plan_of(hosts, groups)["hosts"]["solo"]["services"]) == 67

@@ -7,6 +7,13 @@ if [ -s /build/extra-ca.crt ]; then
   mkdir -p /usr/local/share/ca-certificates
   cp /build/extra-ca.crt /usr/local/share/ca-certificates/fastchat-lab-extra-ca.crt
 fi
+# The mirror goes into a sed program: a URL of plain characters only, or nothing.
+case "${APT_MIRROR:-}" in
+  "") ;;
+  *[!A-Za-z0-9.:/_~%+-]*) echo "APT_MIRROR has characters a mirror URL cannot have: refused" >&2; exit 2 ;;
+  http://*|https://*) ;;
+  *) echo "APT_MIRROR is not an http(s):// URL: refused" >&2; exit 2 ;;
+esac
 if [ -n "${APT_MIRROR:-}" ]; then
   # Debian sources, one-line or deb822 format: every .../debian and
   # .../debian-security base URL is pointed at the mirror.

@@ -18,6 +18,13 @@ if [ "$ID" = ubuntu ]; then
   # NVIDIA's image lists NVIDIA's own apt repository; the toolkit is installed
   # already, and the build needs nothing from there (one server fewer to reach).
   rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia*.list
+  # The mirror goes into a sed program: a URL of plain characters only, or nothing.
+  case "${UBUNTU_MIRROR:-}" in
+    "") ;;
+    *[!A-Za-z0-9.:/_~%+-]*) echo "UBUNTU_MIRROR has characters a mirror URL cannot have: refused" >&2; exit 2 ;;
+    http://*|https://*) ;;
+    *) echo "UBUNTU_MIRROR is not an http(s):// URL: refused" >&2; exit 2 ;;
+  esac
   if [ -n "${UBUNTU_MIRROR:-}" ]; then
     for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
       [ -f "$f" ] || continue

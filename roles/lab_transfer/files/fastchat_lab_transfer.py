@@ -36,7 +36,7 @@ STATE = "/run/fastchat-lab/transfer"
 OWNED_MARKER = ".fastchat-lab-owned"
 NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?\Z")
 SOURCE_RE = re.compile(r"^rsync://(?P<host>[A-Za-z0-9.-]+):(?P<port>\d{1,5})/(?P<module>[A-Za-z0-9._-]+)"
-                       r"/(?P<path>[A-Za-z0-9._@+/-]*)$")
+                       r"/(?P<path>[A-Za-z0-9._@+/-]*)\Z")
 PATTERN_RE = re.compile(r"^[A-Za-z0-9._*/-]+\Z")
 
 

@@ -56,8 +56,6 @@ MARKER = "(role lab_firewall)"
 DOCKER_BRIDGE = "docker0"
 DAEMON_JSON = "/etc/docker/daemon.json"
 UNIT_DIR = "/etc/systemd/system"
-# Where the script may live: directories of the host's own software, not the system's.
-SCRIPT_DIRS = ("/usr/local/", "/opt/")
 # A script named like a command there would shadow it for every PATH that lists
 # /usr/local first (dockerd calling iptables, for one).
 SYSTEM_BIN_DIRS = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
@@ -67,8 +65,6 @@ IPV4_RE = re.compile(r"%s(?:\.%s){3}" % (_OCTET, _OCTET))
 SOURCE_RE = re.compile(r"(%s)(?:/(3[0-2]|[12]?[0-9]))?" % IPV4_RE.pattern)
 # A Linux interface name is at most 15 bytes; these characters are safe in a rule.
 IFNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
-UNIT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.service")
-SCRIPT_RE = re.compile(r"/[A-Za-z0-9._+/-]{1,250}")
 # What a rendered rule may hold: it is split into iptables' argv by the shell.
 RULE_RE = re.compile(r"[A-Za-z0-9 ./!_-]+")
 SOURCES_FIX = ("give IPv4 addresses or networks, e.g. 192.0.2.7 or 192.0.2.0/24 "
@@ -100,22 +96,23 @@ def unit_file(unit: str) -> str:
     return "%s/%s" % (UNIT_DIR, unit)
 
 
-def script_problem(path) -> str | None:
-    if not isinstance(path, str) or not SCRIPT_RE.fullmatch(path):
-        return ("%r is not an absolute path of letters, digits and . _ + - /" % (path,))
-    if posixpath.normpath(path) != path or path.startswith("//"):
-        return "%r is not a normalised path (no '..', '.', '//' or trailing '/')" % (path,)
-    if not any(path.startswith(top) for top in SCRIPT_DIRS):
-        return ("%r is not under %s: the role writes it as root, and a system directory "
-                "holds the system's own commands" % (path, " or ".join(SCRIPT_DIRS)))
+def _shape_problem(shape, value) -> str | None:
+    """The settings gate's shape (module_utils/lab_settings.py owns it) as a problem text."""
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils import lab_settings
+
+    try:
+        getattr(lab_settings, shape)(value)
+    except lab_settings.Problem as exc:
+        return exc.what
     return None
+
+
+def script_problem(path) -> str | None:
+    return _shape_problem("helper_path", path)
 
 
 def unit_problem(unit) -> str | None:
-    if not isinstance(unit, str) or not UNIT_RE.fullmatch(unit) or ".." in unit:
-        return ("%r is not a systemd service name (letters, digits, . _ -, ending in "
-                ".service)" % (unit,))
-    return None
+    return _shape_problem("owned_unit", unit)
 
 
 def settings_problems(where, sources, script, unit) -> list:
@@ -134,12 +131,13 @@ def settings_problems(where, sources, script, unit) -> list:
     problem = script_problem(script)
     if problem:
         problems.append("%s: lab_firewall_script: %s. Fix: leave the default "
-                        "/usr/local/sbin/fastchat-lab-firewall, or name a file of its own "
-                        "under /usr/local/ or /opt/." % (where, problem))
+                        "/usr/local/sbin/fastchat-lab-firewall, or name a file fastchat-lab-* "
+                        "of its own in /usr/local/sbin or /opt/fastchat-lab." % (where, problem))
     problem = unit_problem(unit)
     if problem:
         problems.append("%s: lab_firewall_unit: %s. Fix: leave the default "
-                        "fastchat-lab-firewall.service, or name a unit of its own." % (where, problem))
+                        "fastchat-lab-firewall.service, or name a unit fastchat-lab-<word>.service."
+                        % (where, problem))
     return problems
 
 

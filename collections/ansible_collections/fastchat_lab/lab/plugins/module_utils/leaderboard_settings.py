@@ -27,7 +27,7 @@ from typing import Any, Iterable
 MAX_COUNT = 1_000_000
 DEFAULT_KEEP_BACKUPS = 30
 # The name lab_leaderboard gives each backup (UTC time of the run).
-BACKUP_RE = re.compile(r"^fastchat-lab-logs-(\d{8}T\d{6}Z)\.tar\.gz$")
+BACKUP_RE = re.compile(r"^fastchat-lab-logs-(\d{8}T\d{6}Z)\.tar\.gz\Z")
 
 FIXES = {
     "lab_leaderboard_daily_cap": "set it to the most votes one login may have counted per "

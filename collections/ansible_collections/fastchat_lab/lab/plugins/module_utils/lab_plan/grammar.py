@@ -36,7 +36,8 @@ PATH_RE = re.compile(r"^/[A-Za-z0-9._@+/-]*\Z")
 # bind mount there would break.
 SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc",
                "/run", "/sbin", "/sys", "/usr", "/var/run", "/var/lib/docker",
-               "/var/lib/containerd", "/var/lib/dpkg", "/var/lib/apt")
+               "/var/lib/containerd", "/var/lib/dpkg", "/var/lib/apt", "/var/log", "/var/cache",
+               "/var/spool", "/var/mail", "/var/lib/systemd")
 # Top-level directories that are fine to hold the lab's directory but not to be it.
 SHARED_DIRS = ("/", "/home", "/mnt", "/media", "/opt", "/root", "/srv", "/tmp", "/var",
                "/var/lib", "/var/tmp", "/data")
@@ -73,6 +74,26 @@ def worker_name_problem(name, reserved=()) -> str | None:
                 "at most 64, starting and ending with a letter or digit, no '..')" % (name,))
     if name in reserved:
         return "%r is the name of a head service (%s)" % (name, ", ".join(sorted(reserved)))
+    return None
+
+
+# Words nearly every answer holds: as an alias (matched as a substring of both answers,
+# case-insensitively) they would drop almost every blind vote as identity-revealing.
+COMMON_WORDS = frozenset("""the and you are for not this that with have can will your but
+what all was one our out get has use any how its may who yes model models assistant chat
+answer language help sure here""".split())
+
+
+def alias_problem(alias) -> str | None:
+    """A name a model calls itself (the leaderboard drops a blind vote whose answers hold it):
+    short or common words would match nearly every answer."""
+    text = alias.strip().casefold() if isinstance(alias, str) else ""
+    if not text or any(ord(c) < 32 or ord(c) == 127 for c in alias) or len(text) > 64:
+        return "%r is not a name of one line (1-64 characters)" % (alias,)
+    short = 3 if text.isascii() else 2
+    if len(text) < short or text in COMMON_WORDS:
+        return ("%r is so short or common that nearly every answer holds it, and every blind "
+                "vote would be dropped as revealing the model" % (alias,))
     return None
 
 

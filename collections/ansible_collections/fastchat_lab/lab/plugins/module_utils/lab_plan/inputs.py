@@ -215,6 +215,12 @@ def _read_entry(name, label, entry, templates, problems):
                                                  for a in aliases):
         problems.add("all", label + ".aliases", "must be a list of names, got %s"
                      % show(aliases), "write e.g. aliases: [千问, Alibaba]")
+    else:
+        for pos, alias in enumerate(aliases):
+            bad = grammar.alias_problem(alias)
+            if bad:
+                problems.add("all", "%s.aliases[%d]" % (label, pos), bad,
+                             "give names only this model calls itself, e.g. [千问, Alibaba]")
     if len(problems) > before:
         return None
     return CatalogueModel(

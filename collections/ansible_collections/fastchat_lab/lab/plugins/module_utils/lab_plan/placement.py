@@ -20,6 +20,11 @@ from .problems import Problems, show
 GB = memory.GB
 
 
+# More workers than this on one host is a mistake (a generated inventory, a loop), not a
+# lab: each is a container holding a model.
+MAX_WORKERS_PER_HOST = 64
+
+
 def build_plan(hosts, groups, catalogue, settings, templates=None):
     """Validate the lab inventory and compute the plan (see the package docstring).
 
@@ -67,6 +72,8 @@ def build_plan(hosts, groups, catalogue, settings, templates=None):
         problems.raise_if_any()
     head_address = lab[head][0].address if head in lab else None
     controller = _url(head_address, cfg.controller_port) if head_address else None
+    if head in lab:
+        _check_binds(head, head_address, lab[head][1], cfg, problems)
 
     plan_hosts, worker_names, model_hosts, gguf_hosts = {}, {}, {}, {}
     for name, (host, hvars) in lab.items():
@@ -196,6 +203,25 @@ def _service(name, kind, port, argv, url, controller, stack="cpu", bind="0.0.0.0
     }
 
 
+def _check_binds(head, head_address, hvars, cfg, problems):
+    """The API and the web UI listen on an address of the head: every interface, the
+    loopback, or one the head has (when its facts list them); Docker cannot publish a port
+    on another host's address."""
+    facts = hvars.get("ansible_facts") if isinstance(hvars.get("ansible_facts"), dict) else {}
+    known = facts.get("all_ipv4_addresses")
+    if not isinstance(known, list) or not known:
+        return
+    for key in ("api_bind", "web_ui_bind"):
+        bind = getattr(cfg, key)
+        if bind == "0.0.0.0" or bind.startswith("127.") or bind == head_address or bind in known:
+            continue
+        problems.add(head, "fastchat_" + key, "%s is not an address of the head %s (it has %s), "
+                     "so Docker cannot publish the port there" % (
+                         bind, head, ", ".join(str(a) for a in known[:8])),
+                     "use 0.0.0.0 (every interface), 127.0.0.1 (this host only) or one of the "
+                     "head's own IPv4 addresses")
+
+
 def _head_services(cfg, controller, address):
     return [
         _service(HEAD_SERVICES["controller"], "controller", cfg.controller_port,
@@ -223,6 +249,11 @@ def _host_workers(host, hvars, models, model_names, templates, cfg, controller, 
     if not isinstance(raw, list):
         problems.add(host.name, "fastchat_workers", "must be a list of workers, got %s"
                      % show(raw), "write it as a YAML list (\"- model: ...\")")
+        return []
+    if len(raw) > MAX_WORKERS_PER_HOST:
+        problems.add(host.name, "fastchat_workers", "has %d workers; a host runs at most %d "
+                     "(each is a container and a model in memory)" % (len(raw), MAX_WORKERS_PER_HOST),
+                     "give the host fewer workers, or spread them over more hosts")
         return []
     taken_gpus, checked = {}, []
     # Pass 1: each worker on its own, then what workers share: GPUs, names, explicit ports.

@@ -1,0 +1,117 @@
+# -*- coding: utf-8 -*-
+# Copyright: fastchat-lab contributors
+# Apache License 2.0
+"""The settings gate's filter (module_utils/lab_settings.py): a role's settings checked by
+its own argument spec (types, choices) and by their shapes."""
+
+import functools
+import os
+
+import yaml
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_settings import (
+    Problem,
+    UNSET,
+    calendar,
+    daemon_options,
+    git_environment,
+    setting_options,
+    setting_problems,
+)
+
+DOCUMENTATION = r"""
+name: setting_problems
+short_description: Every problem of one role's settings on one host, in the planner's form.
+  Also provides C(setting_names) (a role's settings, from role_path), and
+  C(calendar_checked), C(git_environment_checked) and C(daemon_options_checked), which fail on a value of the wrong
+  shape where a unit template or a task uses it.
+description:
+  - Types and choices are checked by Ansible's argument-spec validator with the role's own
+    main spec; shapes (paths, URLs, refs, units, PEM, environment maps, daemon.json) by
+    module_utils/lab_settings.py. Secrets (options with no_log) are never shown.
+  - Each role's tasks/settings.yml calls it; playbooks/settings.yml reports every problem of
+    every lab host at once, before any host is changed.
+positional: _input, values, host
+options:
+  _input:
+    description: The options of the role's main argument spec (meta/argument_specs.yml).
+    type: dict
+    required: true
+  values:
+    description: The values of those options, in the same order (query('ansible.builtin.vars', ...)).
+    type: list
+    required: true
+  host:
+    description: The inventory host the values are for (inventory_hostname).
+    type: str
+    required: true
+"""
+
+
+def _options(role_path):
+    """The role's settings, from its meta/argument_specs.yml (read once a run)."""
+    path = os.path.join(role_path, "meta", "argument_specs.yml")
+    try:
+        return _read_options(path, os.stat(path).st_mtime_ns)
+    except (OSError, yaml.YAMLError, AttributeError, TypeError) as exc:
+        raise AnsibleFilterError("cannot read the settings of the role at %s: %s" % (role_path, exc))
+
+
+@functools.lru_cache(maxsize=64)
+def _read_options(path, _mtime):
+    with open(path, encoding="utf-8") as handle:
+        return setting_options(yaml.safe_load(handle)["argument_specs"])
+
+
+def _names(role_path):
+    return list(_options(role_path))
+
+
+def _problems(role_path, values, host):
+    spec = _options(role_path)
+    given = {name: value for name, value in zip(spec, values) if value != UNSET}
+    return setting_problems(given, spec, host)
+
+
+def _guarded(shape, name):
+    """A value that a template or a task hands on (a unit line, git's environment), checked
+    again where it is used: a value that slipped past the gate still never becomes code."""
+    def check(value):
+        try:
+            shape(value)
+        except Problem as exc:
+            raise AnsibleFilterError("%s: %s. Fix: %s." % (name, exc.what, exc.fix)) from None
+        return value
+    return check
+
+
+def _many_options(role_paths):
+    options = {}
+    for path in role_paths:
+        for name, option in _options(path).items():
+            options.setdefault(name, option)
+    return options
+
+
+def _many_names(role_paths):
+    return list(_many_options(role_paths))
+
+
+def _many_problems(role_paths, values, host):
+    spec = _many_options(role_paths)
+    given = {name: value for name, value in zip(spec, values) if value != UNSET}
+    return setting_problems(given, spec, host)
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "setting_problems": _problems,
+            "setting_names": _names,
+            "lab_setting_names": _many_names,
+            "lab_setting_problems": _many_problems,
+            "calendar_checked": _guarded(calendar, "OnCalendar"),
+            "git_environment_checked": _guarded(git_environment, "git's environment"),
+            "daemon_options_checked": _guarded(daemon_options, "docker_daemon_options"),
+        }
