@@ -322,8 +322,9 @@ VALUES = st.recursive(
 HOSTS = st.sampled_from(["gpu01", "lab-head.example", "gpu01\nx", "", "a b", "名"])
 # What must never be accepted in a text that reaches a script, a unit or a command line.
 UNSAFE = re.compile(r"[\x00-\x1f\x7f;`$|&<>\\\"' ]")
-# Settings whose text may hold spaces (a calendar expression, a page title, argv items).
-MAY_HAVE_SPACES = {"lab_backup_schedule", "lab_leaderboard_timer_schedule",
+# Settings whose text may hold spaces (a calendar expression, a page title, argv items,
+# daemon.json's values, written as JSON data).
+MAY_HAVE_SPACES = {"lab_backup_schedule", "lab_leaderboard_timer_schedule", "docker_daemon_options",
                    "fastchat_deploy_lab_name", "nvidia_container_toolkit_verify_expect",
                    "nvidia_container_toolkit_verify_command"}
 # The settings other checks own (the planner, the deploy's keys, the hub's token).
@@ -401,3 +402,13 @@ def test_the_docker_role_refuses_an_open_tcp_socket_where_it_writes_daemon_json(
         checked({"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2375"]})
     with open(os.path.join(ROOT, "roles", "docker", "vars", "main.yml"), encoding="utf-8") as handle:
         assert "docker_daemon_options | fastchat_lab.lab.daemon_options_checked" in handle.read()
+
+
+def test_numbers_from_the_command_line_are_read_as_the_roles_read_them():
+    """-e key=value gives text: "16" is 16 for an int setting (as the argument spec and the
+    roles' | int read it), while a list setting given as text is still refused."""
+    assert check("model_weights_transfer_port", "8731") == []
+    assert "not a whole number" in check("model_weights_transfer_port", "70000")[0]
+    assert check("lab_judge_temperature", "0.7") == []
+    assert check("nvidia_driver_verify", "yes") == []
+    assert "must be a list" in check("docker_users", "alice,bob")[0]

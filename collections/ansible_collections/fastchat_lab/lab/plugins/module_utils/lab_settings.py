@@ -21,6 +21,7 @@ newline through.
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 from urllib.parse import urlsplit
@@ -429,9 +430,26 @@ def git_environment(value):
             _url(str(item), ("http", "https"), "an http(s):// proxy URL")
 
 
+def _no_control(value, where):
+    """No control character in any text of a nested structure (keys included)."""
+    if isinstance(value, str):
+        if CONTROL_RE.search(value):
+            raise Problem("%s: %r has a control character" % (where, value),
+                          "write it on one line, without control characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_control(key, where)
+            _no_control(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            _no_control(item, where)
+
+
 def daemon_options(value):
-    """Extra daemon.json keys: shapes of the keys, and never an unauthenticated TCP socket."""
+    """Extra daemon.json keys: shapes of the keys, no control characters anywhere (the
+    values are written as JSON data), and never an unauthenticated TCP socket."""
     _dict(value)
+    _no_control(value, "daemon.json")
     for key in value:
         if not isinstance(key, str) or not DOCKER_KEY_RE.fullmatch(key):
             raise Problem("%r is not a daemon.json key" % (key,), "use dockerd's key names")
@@ -642,6 +660,28 @@ SHAPES = {
     "lab_firewall_allowed_sources": firewall_sources,
     "lab_firewall_script": helper_path,
     "lab_firewall_unit": owned_unit,
+    # lab_judge
+    "fastchat_judge_out": control_path,
+    "lab_judge_model": optional(lambda v: _pattern(v, r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}",
+                                                   "a model name", "give the model's name as the "
+                                                   "API lists it")),
+    "lab_judge_url": optional(url(("https", "http"), "the endpoint's http(s):// /v1 base URL",
+                                  True)),
+    "lab_judge_key": optional(lambda v: _pattern(v, r"[!-~]{1,512}", "a key",
+                                                 "give the endpoint's key from ansible-vault")),
+    "lab_judge_api_url": optional(url(("https", "http"), "the lab API's http(s):// /v1 base URL",
+                                      True)),
+    "lab_judge_api_key_name": optional(lambda v: _pattern(
+        v, r"[A-Za-z0-9](?:[A-Za-z0-9._@-]{0,62}[A-Za-z0-9])?", "a key's name",
+        "give the name of one of fastchat_deploy_api_keys")),
+    "lab_judge_from_logs": anything,
+    "lab_judge_questions_file": optional(control_path),
+    "lab_judge_max_questions": count(1, 10000),
+    "lab_judge_seed": count(0, 2 ** 32 - 1),
+    "lab_judge_temperature": number(0, 2),
+    "lab_judge_max_tokens": count(1, 32768),
+    "lab_judge_judge_max_tokens": count(1, 32768),
+    "lab_judge_resamples": count(0, 100_000),
     # lab_leaderboard
     "fastchat_leaderboard_out": control_path,
     "lab_leaderboard_min_battles": count(1, 1_000_000),
@@ -836,13 +876,19 @@ def _spec_problems(where, values, spec, secrets):
     """Types and choices by Ansible's own argument-spec validator, with the role's spec."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-    known = {name: dict(option) for name, option in spec.items() if name in values}
+    problems = []
+    infinite = sorted(name for name, value in values.items()
+                      if isinstance(value, float) and not math.isfinite(value))
+    for name in infinite:
+        problems.append("%s: %s: is not a finite number. Fix: give a plain number." % (where, name))
+    known = {name: dict(option) for name, option in spec.items()
+             if name in values and name not in infinite}
     for option in known.values():
         option.pop("description", None)
         option.pop("version_added", None)
         option.pop("required", None)
-    result = ArgumentSpecValidator(known).validate(dict(values))
-    problems = []
+    result = ArgumentSpecValidator(known).validate(
+        {name: value for name, value in values.items() if name not in infinite})
     for error in result.errors:
         text = str(error)
         match = re.search(r"'([a-z][a-z0-9_]*)'", text)
@@ -855,7 +901,15 @@ def _spec_problems(where, values, spec, secrets):
                if name in known and "choices" in known[name]
                else "give a %s, as the role's README says" % known.get(name, {}).get("type", "value"))
         problems.append("%s: %s: %s. Fix: %s." % (where, name, what, fix))
-    return problems
+    converted = {name: value for name, value in (result.validated_parameters or {}).items()
+                 if (known.get(name) or {}).get("type") in SCALAR_TYPES}
+    return problems, converted
+
+
+# Types whose values the argument spec converts the way the roles read them ("16" from -e
+# is 16): the shapes see the converted value. Lists, dicts and text are checked as given (a
+# string where a list goes is a mistake the roles would not survive).
+SCALAR_TYPES = ("int", "float", "bool")
 
 
 def setting_problems(values, spec, host):
@@ -873,7 +927,7 @@ def setting_problems(values, spec, host):
         problems.append("%s: inventory_hostname: is not a host name the lab can use in files, "
                         "units and messages. Fix: rename the host in the inventory (letters, "
                         "digits, . _ -)." % where)
-    typed = _spec_problems(where, values, spec, secrets)
+    typed, converted = _spec_problems(where, values, spec, secrets)
     problems.extend(typed)
     typed_bad = {line[len(where) + 2:].split(": ", 1)[0] for line in typed}
     for name in sorted(values):
@@ -885,7 +939,7 @@ def setting_problems(values, spec, host):
         if name in typed_bad:
             continue
         try:
-            shape(values[name])
+            shape(converted.get(name, values[name]))
         except Problem as exc:
             what = exc.what
             if name in secrets:
