@@ -1090,3 +1090,60 @@ def test_fuzz_garbage_never_stops_a_good_vote(tmp_path_factory, lines, files, ne
     format_table(result)
     fastchat_leaderboard_table(result)
     fastchat_elo_results(result)
+
+
+def _battles(spec):
+    """Battles from {(a, b, outcome): count}."""
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_logs import Battle
+
+    out = []
+    for (a, b, outcome), count in spec.items():
+        out += [Battle(model_a=a, model_b=b, outcome=outcome, tstamp=None, anonymous=True)] * count
+    return out
+
+
+def test_position_bias_is_the_left_sides_share_with_an_interval():
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard import position_bias
+
+    fair = position_bias(_battles({("x", "y", "a"): 50, ("x", "y", "b"): 50, ("x", "y", "tie"): 9}))
+    assert fair["decided"] == 100 and fair["a_share"] == 0.5
+    assert fair["ci_low"] < 0.5 < fair["ci_high"]
+    biased = position_bias(_battles({("x", "y", "a"): 70, ("y", "x", "a"): 70, ("x", "y", "b"): 60}))
+    assert biased["a_share"] == 0.7 and biased["ci_low"] > 0.5
+    assert position_bias([])["a_share"] is None
+
+
+def test_votes_needed_to_separate_the_top_two_follow_the_textbook_numbers():
+    """A 55:45 preference needs about 385 decided votes to show (issue 23's figure)."""
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard import (
+        compute_leaderboard,
+    )
+
+    board = compute_leaderboard(_battles({("p", "q", "a"): 55, ("p", "q", "b"): 45}),
+                                resamples=0, min_battles=1)
+    sep = board["analysis"]["separation"]
+    assert sep["models"] == ["p", "q"] and sep["decided_between"] == 100
+    assert 360 <= sep["decided_needed"] <= 400 and sep["more_votes_needed"] == sep["decided_needed"] - 100
+    even = compute_leaderboard(_battles({("p", "q", "a"): 10, ("p", "q", "b"): 10}),
+                               resamples=0, min_battles=1)
+    assert even["analysis"]["separation"]["decided_needed"] in (None,) or \
+        even["analysis"]["separation"]["decided_needed"] > 10 ** 6
+    clear = compute_leaderboard(_battles({("p", "q", "a"): 90, ("p", "q", "b"): 10}),
+                                resamples=0, min_battles=1)
+    assert clear["analysis"]["separation"]["more_votes_needed"] == 0
+
+
+def test_the_page_says_the_position_bias_and_the_votes_still_needed():
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard import (
+        compute_leaderboard,
+    )
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_render import (
+        render_html,
+    )
+
+    board = compute_leaderboard(_battles({("p", "q", "a"): 55, ("p", "q", "b"): 45}),
+                                resamples=50, min_battles=1)
+    page = render_html(board)
+    assert "the left side (Model A) won 55% of 100 decided battles" in page
+    assert "decided votes between them part their 95% intervals" in page
+    assert "more)" in page

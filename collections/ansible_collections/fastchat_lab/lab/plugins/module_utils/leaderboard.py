@@ -41,6 +41,13 @@ Output of :func:`build_leaderboard` / :func:`compute_leaderboard` (JSON-serialis
       "win_rates": {"Qwen-7B-Chat": {"Baichuan-13B-Chat": {"share": 0.56, "battles": 512}}},
                                                # row beats column; ties half; pairs met only
       "min_battles": 10,
+      "analysis": {
+        "position_bias": {"decided": N, "a_wins": N, "a_share": 0.52 | null,
+                          "ci_low", "ci_high"},    # does the left side ("Model A") win more?
+        "separation": {"models": [top, second], "gap": 12.5, "decided_between": N,
+                       "decided_needed": N, "more_votes_needed": N} | null},
+                                               # votes for the top two's 95 % intervals
+                                               # to part at the current gap
       "meta": {"lab": {...},                   # the caller's meta without "models"
                                                # ("title" heads the HTML page)
                "log_dirs", "log_files", "lines", "votes_seen", "other_lines",
@@ -62,6 +69,7 @@ renderers then say "No votes yet".
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
@@ -70,6 +78,7 @@ import numpy as np
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_fit import (
     BASE,
     INIT_RATING,
+    POINTS_PER_NAT,
     RIDGE,
     SCALE,
     PairCounts,
@@ -253,6 +262,46 @@ def _warnings(counts: PairCounts, ranked: list[int], anchor_model: str | None,
     return warnings
 
 
+Z95 = 1.959963984540054
+
+
+def position_bias(battles: list[Battle]) -> dict[str, Any]:
+    """Does the left side ("Model A") win more often than half of the decided battles?
+    The share with a 95 % Wilson interval (an interval that excludes 0.5 means a bias)."""
+    decided = [b for b in battles if b.outcome in ("a", "b")]
+    n, k = len(decided), sum(1 for b in decided if b.outcome == "a")
+    out = {"decided": n, "a_wins": k, "a_share": None, "ci_low": None, "ci_high": None}
+    if n:
+        share = k / n
+        centre = (share + Z95 ** 2 / (2 * n)) / (1 + Z95 ** 2 / n)
+        half = Z95 * math.sqrt(share * (1 - share) / n + Z95 ** 2 / (4 * n * n)) / (1 + Z95 ** 2 / n)
+        out.update(a_share=round(share, 4), ci_low=round(centre - half, 4),
+                   ci_high=round(centre + half, 4))
+    return out
+
+
+def separation(counts: PairCounts, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """How many decided votes between the top two would part their 95 % intervals at the
+    current rating gap: for a Bradley-Terry gap theta (nats) with win probability p, the
+    interval's half-width is about z / sqrt(n p (1 - p)), so n = (z / theta)^2 / (p (1 - p))
+    (two models: +-68 points at 100 decided votes; a 55:45 preference needs about 385)."""
+    ranked = [row for row in rows if row["rating"] is not None]
+    if len(ranked) < 2:
+        return None
+    top, second = ranked[0], ranked[1]
+    i, j = counts.models.index(top["model"]), counts.models.index(second["model"])
+    between = int(counts.wins[i, j] + counts.wins[j, i])
+    gap = top["rating"] - second["rating"]
+    theta = gap / POINTS_PER_NAT
+    needed = None
+    if theta > 1e-9:
+        p = 1.0 / (1.0 + math.exp(-theta))
+        needed = int(math.ceil((Z95 / theta) ** 2 / (p * (1.0 - p))))
+    return {"models": [top["model"], second["model"]], "gap": round(gap, 2),
+            "decided_between": between, "decided_needed": needed,
+            "more_votes_needed": None if needed is None else max(0, needed - between)}
+
+
 def compute_leaderboard(battles: Iterable[Battle], *, skipped: Mapping[str, int] | None = None,
                         seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES,
                         min_battles: int = DEFAULT_MIN_BATTLES,
@@ -299,5 +348,7 @@ def compute_leaderboard(battles: Iterable[Battle], *, skipped: Mapping[str, int]
         "generated_at": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
         "win_rates": _win_rates(counts, [row["model"] for row in rows]),
         "min_battles": min_battles,
+        "analysis": {"position_bias": position_bias(battles),
+                     "separation": separation(counts, rows)},
         "meta": run_meta,
     }

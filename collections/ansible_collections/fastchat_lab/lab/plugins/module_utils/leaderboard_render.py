@@ -282,6 +282,21 @@ def _summary_html(result: Mapping[str, Any]) -> str:
     lines.append("One vote counts per battle, however often it was cast%s." % (
         "; at most %d per login (without a login: per address) and UTC day" % cap
         if cap else ""))
+    analysis = result.get("analysis") or {}
+    bias = analysis.get("position_bias") or {}
+    if bias.get("decided"):
+        lines.append("Position: the left side (Model A) won %.0f%% of %d decided battles "
+                     "(95%% interval %.0f-%.0f%%; an interval without 50%% means the side "
+                     "matters)." % (100 * bias["a_share"], bias["decided"],
+                                    100 * bias["ci_low"], 100 * bias["ci_high"]))
+    sep = analysis.get("separation")
+    if sep and sep.get("decided_needed") is not None:
+        lines.append("%s and %s are %s points apart after %d decided votes between them; "
+                     "about %d decided votes between them part their 95%% intervals at this "
+                     "gap (%s)." % (sep["models"][0], sep["models"][1], _number(sep["gap"], 1),
+                                    sep["decided_between"], sep["decided_needed"],
+                                    "reached" if not sep["more_votes_needed"] else
+                                    "%d more" % sep["more_votes_needed"]))
     named = meta.get("named_votes") or {}
     if named.get("battles"):
         lines.append("Named side-by-side votes, not in the ratings: %d." % named["battles"])
