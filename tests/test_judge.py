@@ -65,13 +65,11 @@ class StandIn:
                     self._reply(500, {"error": "the stand-in fails now"})
                     return
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if self.path == "/api/v1/token_check":
-                    if not stand_in.token_check:
-                        self._reply(404, {"error": "no"})
-                        return
-                    words = len(body["prompts"][0]["prompt"].split())
-                    self._reply(200, {"prompts": [{"fits": True, "tokenCount": words,
-                                                   "contextLength": 4096}]})
+                if self.path == "/v1/completions":
+                    # The token count of the prompt, as FastChat's usage gives it.
+                    usage = {"prompt_tokens": len(body["prompt"].split()), "completion_tokens": 1}
+                    self._reply(200, {"choices": [{"index": 0, "text": "x"}],
+                                      **({"usage": usage} if stand_in.token_check else {})})
                     return
                 stand_in.chat_requests.append(body)
                 text = stand_in.answer(body)
@@ -307,7 +305,7 @@ def test_the_script_writes_the_documented_judge_json(tmp_path):
                                         "losses", "ties"}
     assert set(result["verdicts"]) >= {"pairs", "parsed", "unparseable", "inconsistent"}
     assert set(result["speed"]["alpha"]) >= {"ttft_s", "tokens_per_s"}
-    assert result["speed"]["alpha"]["tokens_counted"] is False  # no token_check: pieces
+    assert result["speed"]["alpha"]["tokens_counted"] is False  # no usage: streamed pieces
     assert result["judge"] == {"model": "judge", "endpoint": "the lab's API",
                                "prompt_version": J.PROMPT_VERSION}
     assert [r["model"] for r in result["models"]] == ["alpha", "beta", "gamma"]

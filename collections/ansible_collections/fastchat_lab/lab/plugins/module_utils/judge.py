@@ -14,8 +14,8 @@ asks only for what is missing (a new model: its answers and its pairs):
    de-duplicated, without questions that ask a model who it is; and/or a JSONL file of
    ``{question_id, category, turns}``. Sampled with a seed, capped.
 2. Answers (``answers.jsonl``): one line a (model, question, sampling settings), with the
-   time to first token and tokens/s of the answer (streamed; tokens counted by the API's
-   token_check, else the streamed chunks).
+   time to first token and tokens/s of the answer (streamed; tokens counted by the
+   model's tokenizer through /v1/completions' usage, else the streamed pieces).
 3. Verdicts (``verdicts.jsonl``): one line a (question, first model, second model, judge,
    prompt version, both answers' digest). The judge is any OpenAI-compatible endpoint.
    A verdict is the one final ``[[A]]``, ``[[B]]`` or ``[[C]]`` (tie) of the judge's
@@ -296,20 +296,18 @@ class Endpoint:
             raise JudgeError("%s/models cannot be listed: %s" % (self.base_url, exc))
 
     def count_tokens(self, model: str, text: str) -> int | None:
-        """Tokens of ``text`` by the model's tokenizer (FastChat's /api/v1/token_check), or
-        None where the API does not offer it."""
-        api_root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
-        saved, self.base_url = self.base_url, api_root
+        """Tokens of ``text`` by the model's own tokenizer: the prompt tokens of a one-token
+        completion of it (/v1/completions, a route the lab's front door passes; FastChat's
+        /api/v1/token_check is closed there). A BOS token is included where the model adds
+        one. None where the API reports no usage."""
         try:
-            with self._open("/api/v1/token_check", {"prompts": [
-                    {"model": model, "prompt": text, "max_tokens": 0}]}) as response:
+            with self._open("/completions", {"model": model, "prompt": text, "max_tokens": 1,
+                                             "temperature": 0.0}) as response:
                 data = json.loads(response.read().decode("utf-8"))
-            count = data["prompts"][0]["tokenCount"]
+            count = data["usage"]["prompt_tokens"]
             return int(count) if isinstance(count, int) and count >= 0 else None
-        except (JudgeError, ValueError, KeyError, IndexError, TypeError):
+        except (JudgeError, ValueError, KeyError, TypeError):
             return None
-        finally:
-            self.base_url = saved
 
 
 # --- the caches --------------------------------------------------------------------------
