@@ -64,16 +64,6 @@ def _read_options(path, _mtime):
         return setting_options(yaml.safe_load(handle)["argument_specs"])
 
 
-def _names(role_path):
-    return list(_options(role_path))
-
-
-def _problems(role_path, values, host):
-    spec = _options(role_path)
-    given = {name: value for name, value in zip(spec, values) if value != UNSET}
-    return setting_problems(given, spec, host)
-
-
 def _guarded(shape, name):
     """A value that a template or a task hands on (a unit line, git's environment), checked
     again where it is used: a value that slipped past the gate still never becomes code."""
@@ -102,6 +92,14 @@ def _many_problems(role_paths, values, host):
     spec = _many_options(role_paths)
     given = {name: value for name, value in zip(spec, values) if value != UNSET}
     return setting_problems(given, spec, host)
+
+
+def _names(role_path):
+    return _many_names([role_path])
+
+
+def _problems(role_path, values, host):
+    return _many_problems([role_path], values, host)
 
 
 class FilterModule:

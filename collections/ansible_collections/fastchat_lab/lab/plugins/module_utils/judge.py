@@ -428,7 +428,7 @@ def run_judge(out_dir: str, questions: list[dict[str, Any]], api: Endpoint, judg
                 asked["answers"] += 1
                 log("answer: %s on %s" % (model, question["question_id"]))
             table[model, question["question_id"]] = answers[key]
-    judge_tokens, pairs = 0, []
+    pairs = []
     models = sorted(settings.models)
     for i, model_a in enumerate(models):
         for model_b in models[i + 1:]:
@@ -449,14 +449,13 @@ def run_judge(out_dir: str, questions: list[dict[str, Any]], api: Endpoint, judg
                         append_cache(verdicts_path, entry)
                         verdicts[key] = entry
                         asked["verdicts"] += 1
-                        judge_tokens += reply["tokens"]
                         log("verdict: %s vs %s on %s: %s" % (
                             first["model"], second["model"], question["question_id"],
                             entry["verdict"] or "unparseable"))
                     both.append(verdicts[key])
                 pairs.append((question["question_id"], model_a, model_b, both[0], both[1]))
     return {"answers": table, "pairs": pairs, "asked": asked,
-            "seconds": round(time.monotonic() - started, 2), "judge_tokens": judge_tokens}
+            "seconds": round(time.monotonic() - started, 2)}
 
 
 def combine(pairs: Iterable[tuple]) -> tuple[list[Battle], dict[str, int]]:

@@ -134,7 +134,6 @@ def _dict(value):
 def free_text(most=200):
     def check(value):
         _text(value, most=most)
-    check.kind = "text"
     return check
 
 
@@ -144,7 +143,6 @@ def optional(shape):
         if value == "" or value is None:
             return
         shape(value)
-    check.kind = "optional " + getattr(shape, "kind", "value")
     return check
 
 
@@ -272,7 +270,6 @@ def _url(value, schemes, what, path=False, secret=False):
 def url(schemes=("https", "http"), what="an http(s):// URL", path=False):
     def check(value):
         _url(value, schemes, what, path=path)
-    check.kind = "url"
     return check
 
 
@@ -300,7 +297,6 @@ def archive_mirror(suffix):
                           "at it" % (value, suffix, suffix.strip("/")),
                           "give the archive's base URL, e.g. http://mirrors.tuna.tsinghua.edu.cn%s"
                           % suffix)
-    check.kind = "mirror"
     return check
 
 
@@ -328,23 +324,26 @@ def image_name(value):
                       "give lower-case name components joined by /, e.g. fastchat-lab/fastchat")
 
 
-def version(value):
-    _text(value)
-    if not VERSION_RE.fullmatch(value):
-        raise Problem("%r is not a version" % value, "give a version such as 1.2.3 or 1.1-1")
+def pattern(regex, what, fix):
+    """Text matched whole by ``regex`` ("%r is not <what>")."""
+    compiled = re.compile(regex)
+
+    def check(value):
+        _text(value)
+        if not compiled.fullmatch(value):
+            raise Problem("%r is not %s" % (value, what), fix)
+    return check
 
 
-def host_name(value):
-    _text(value)
-    if not HOSTNAME_RE.fullmatch(value):
-        raise Problem("%r is not an inventory host name" % value,
-                      "give the name of a host of the inventory")
-
-
-def ipv4(value):
-    _text(value)
-    if not grammar.is_ipv4(value):
-        raise Problem("%r is not an IPv4 address" % value, "give one, e.g. 0.0.0.0 or 192.0.2.7")
+version = pattern(VERSION_RE.pattern, "a version", "give a version such as 1.2.3 or 1.1-1")
+host_name = pattern(HOSTNAME_RE.pattern, "an inventory host name",
+                    "give the name of a host of the inventory")
+unix_user = pattern(UNIX_USER_RE.pattern, "a user name",
+                    "give a login name (lower-case letters, digits, _ and -)")
+no_proxy = pattern(NO_PROXY_RE.pattern, "a comma-separated list of hosts, domains or networks",
+                   "write it as host1,.domain,10.0.0.0/8 without spaces")
+log_size = pattern(SIZE_RE.pattern, "a size such as 100m", "give a number and k, m or g, e.g. 100m")
+stack_name = pattern(STACK_RE.pattern, "a stack name", "use the names the README lists")
 
 
 def count(low, high):
@@ -352,7 +351,6 @@ def count(low, high):
         if not grammar.is_int(value) or not low <= value <= high:
             raise Problem("%s is not a whole number from %d to %d" % (_shown(value), low, high),
                           "give a number in that range")
-    check.kind = "count"
     return check
 
 
@@ -365,7 +363,6 @@ def number(low, high):
         if not grammar.is_number(value) or not low <= value <= high:
             raise Problem("%s is not a number from %s to %s" % (_shown(value), low, high),
                           "give a number in that range")
-    check.kind = "number"
     return check
 
 
@@ -381,15 +378,7 @@ def list_of(shape, most=256, unique=False):
                 raise Problem("entry %d: %s" % (pos + 1, exc.what), exc.fix)
         if unique and len(set(map(str, value))) != len(value):
             raise Problem("names an entry twice", "give each once")
-    check.kind = "list"
     return check
-
-
-def unix_user(value):
-    _text(value)
-    if not UNIX_USER_RE.fullmatch(value):
-        raise Problem("%r is not a user name" % value,
-                      "give a login name (lower-case letters, digits, _ and -)")
 
 
 def dns_name_or_ip(value):
@@ -399,20 +388,6 @@ def dns_name_or_ip(value):
     if len(value) > 253 or not DNS_RE.fullmatch(value):
         raise Problem("%r is neither a DNS name nor an IP address" % value,
                       "give a name such as lab.example.org or an address")
-
-
-def no_proxy(value):
-    _text(value)
-    if not NO_PROXY_RE.fullmatch(value):
-        raise Problem("%r is not a comma-separated list of hosts, domains or networks" % value,
-                      "write it as host1,.domain,10.0.0.0/8 without spaces")
-
-
-def log_size(value):
-    _text(value)
-    if not SIZE_RE.fullmatch(value):
-        raise Problem("%r is not a size such as 100m" % value,
-                      "give a number and k, m or g, e.g. 100m")
 
 
 def git_environment(value):
@@ -524,7 +499,6 @@ def pem(kinds, what, secret=False, empty=True):
             raise Problem("holds %s where %s goes" % (" and ".join(others), what),
                           "give %s only%s" % (what, "" if "PRIVATE KEY" in " ".join(kinds) else
                                               "; a private key never goes here"))
-    check.kind = "pem"
     return check
 
 
@@ -546,7 +520,6 @@ def pem_file(kinds, what):
             raise Problem("%r cannot be read on the control node (%s)" % (value, exc.strerror),
                           "give the path of %s on the control node" % what)
         pem(kinds, what, empty=False)(text)
-    check.kind = "pem file"
     return check
 
 
@@ -562,12 +535,19 @@ def firewall_sources(value):
             raise Problem("entry %d: %s" % (pos + 1, problem), firewall.SOURCES_FIX)
 
 
+def _exclude(value):
+    _text(value, most=256)
+    # The transfer helper's own grammar (roles/lab_transfer/files, PATTERN_RE).
+    if value.startswith("-") or not re.fullmatch(r"[A-Za-z0-9._*/-]+", value):
+        raise Problem("%r is not an rsync exclude pattern of plain characters" % value,
+                      "give a pattern of letters, digits and . _ * / - such as *.tmp or subdir/")
+
+
 def choice(*values):
     def check(value):
         if value not in values:
             raise Problem("%s is not one of %s" % (_shown(value), ", ".join(map(str, values))),
                           "use one of those")
-    check.kind = "choice"
     return check
 
 
@@ -627,7 +607,7 @@ SHAPES = {
     "fastchat_image_lab_page_patch": anything,
     "fastchat_image_base_image": image_ref,
     "fastchat_image_name": image_name,
-    "fastchat_image_stacks": list_of(lambda v: _stack(v), unique=True),
+    "fastchat_image_stacks": list_of(stack_name, unique=True),
     "fastchat_image_build_host": optional(host_name),
     "fastchat_image_work_dir": owned_dir,
     "fastchat_image_apt_mirror": optional(archive_mirror("/debian")),
@@ -662,17 +642,16 @@ SHAPES = {
     "lab_firewall_unit": owned_unit,
     # lab_judge
     "fastchat_judge_out": control_path,
-    "lab_judge_model": optional(lambda v: _pattern(v, r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}",
-                                                   "a model name", "give the model's name as the "
-                                                   "API lists it")),
+    "lab_judge_model": optional(pattern(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}", "a model name",
+                                        "give the model's name as the API lists it")),
     "lab_judge_url": optional(url(("https", "http"), "the endpoint's http(s):// /v1 base URL",
                                   True)),
-    "lab_judge_key": optional(lambda v: _pattern(v, r"[!-~]{1,512}", "a key",
-                                                 "give the endpoint's key from ansible-vault")),
+    "lab_judge_key": optional(pattern(r"[!-~]{1,512}", "a key",
+                                      "give the endpoint's key from ansible-vault")),
     "lab_judge_api_url": optional(url(("https", "http"), "the lab API's http(s):// /v1 base URL",
                                       True)),
-    "lab_judge_api_key_name": optional(lambda v: _pattern(
-        v, r"[A-Za-z0-9](?:[A-Za-z0-9._@-]{0,62}[A-Za-z0-9])?", "a key's name",
+    "lab_judge_api_key_name": optional(pattern(
+        r"[A-Za-z0-9](?:[A-Za-z0-9._@-]{0,62}[A-Za-z0-9])?", "a key's name",
         "give the name of one of fastchat_deploy_api_keys")),
     "lab_judge_from_logs": anything,
     "lab_judge_questions_file": optional(control_path),
@@ -722,7 +701,7 @@ SHAPES = {
     "lab_proxy_extra_names": list_of(dns_name_or_ip, most=100, unique=True),
     # lab_transfer
     "lab_transfer_helper": helper_path,
-    "lab_transfer_exclude": list_of(lambda v: _exclude(v), most=100),
+    "lab_transfer_exclude": list_of(_exclude, most=100),
     "lab_transfer_delete": anything,
     # model_weights (the hub URL, token and its hosts: module_utils/hub.py)
     "model_weights_china_mirror": anything,
@@ -750,16 +729,16 @@ SHAPES = {
     "nvidia_driver_force": anything,
     "nvidia_driver_pci_devices_path": abs_path,
     "nvidia_driver_proc_version_file": abs_path,
-    "nvidia_driver_branch": lambda v: _pattern(v, r"[0-9]{3}", "a three-digit driver branch",
-                                               "quote it, e.g. \"525\""),
-    "nvidia_driver_version": optional(lambda v: _pattern(v, r"[0-9]{3}\.[0-9]{1,3}(\.[0-9]{1,3})?",
-                                                         "a driver version", "e.g. \"525.147.05\"")),
+    "nvidia_driver_branch": pattern(r"[0-9]{3}", "a three-digit driver branch",
+                                    "quote it, e.g. \"525\""),
+    "nvidia_driver_version": optional(pattern(r"[0-9]{3}\.[0-9]{1,3}(\.[0-9]{1,3})?",
+                                              "a driver version", "e.g. \"525.147.05\"")),
     "nvidia_driver_replace_other_branch": anything,
     "nvidia_driver_blacklist_nouveau": anything,
     "nvidia_driver_persistenced": anything,
     "nvidia_driver_cuda_toolkit": anything,
-    "nvidia_driver_cuda_version": lambda v: _pattern(v, CUDA_RE.pattern, "a CUDA version MAJOR.MINOR",
-                                                     "quote it, e.g. \"11.7\""),
+    "nvidia_driver_cuda_version": pattern(CUDA_RE.pattern, "a CUDA version MAJOR.MINOR",
+                                          "quote it, e.g. \"11.7\""),
     "nvidia_driver_cuda_toolkit_version": version,
     "nvidia_driver_china_mirror": anything,
     "nvidia_driver_cuda_repo_url": url(("https", "http", "file"), "the repository's URL", True),
@@ -772,26 +751,6 @@ SHAPES = {
     "nvidia_driver_reboot_timeout": count(60, 7200),
     "nvidia_driver_verify": anything,
 }
-
-
-def _pattern(value, pattern, what, fix):
-    _text(value)
-    if not re.fullmatch(pattern, value):
-        raise Problem("%r is not %s" % (value, what), fix)
-
-
-def _stack(value):
-    _text(value)
-    if not STACK_RE.fullmatch(value):
-        raise Problem("%r is not a stack name" % value, "use the names the README lists")
-
-
-def _exclude(value):
-    _text(value, most=256)
-    # The transfer helper's own grammar (roles/lab_transfer/files, PATTERN_RE).
-    if value.startswith("-") or not re.fullmatch(r"[A-Za-z0-9._*/-]+", value):
-        raise Problem("%r is not an rsync exclude pattern of plain characters" % value,
-                      "give a pattern of letters, digits and . _ * / - such as *.tmp or subdir/")
 
 
 def _pair_problems(where, values):
