@@ -313,6 +313,46 @@ def test_the_script_writes_the_documented_judge_json(tmp_path):
     assert KEY not in done.stdout + done.stderr
 
 
+def test_the_arenas_judge_table_is_written_and_stays_the_same_when_nothing_is_asked(tmp_path):
+    """--fastchat-tab: the Leaderboard tab's Judge table (ranked in the judge's order, the
+    human rating beside it) and an unranked human table; a re-run that asks nothing writes
+    the same bytes (the web UI restarts only when the table changes)."""
+    key = tmp_path / "key"
+    key.write_text(KEY + "\n")
+    qfile = tmp_path / "questions.jsonl"
+    qfile.write_text("\n".join(json.dumps(q) for q in questions(6)) + "\n")
+    human = tmp_path / "leaderboard.json"
+    human.write_text(json.dumps({"models": [{"model": "beta", "rating": 1012.4},
+                                            {"model": "gamma", "rating": None}],
+                                 "win_rates": {}}))
+    tab = tmp_path / "tab"
+    argv = [sys.executable, os.path.join(ROOT, "scripts", "judge"), "--api", "", "--api-key-file",
+            str(key), "--questions", str(qfile), "--judge-model", "judge", "--resamples", "100",
+            "--out", str(tmp_path / "out"), "--fastchat-tab", str(tab), "--human", str(human)]
+    seen = []
+    with StandIn() as server:
+        argv[3] = server.url
+        for _ in range(2):
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr
+            seen.append({name: (tab / name).read_bytes() for name in
+                         ("judge_table.json", "elo_results.pkl", "leaderboard_table.csv")})
+    assert seen[0] == seen[1]
+    table = json.loads(seen[0]["judge_table.json"])
+    assert table["headers"][:3] == ["Rank", "Model", "Judge rating"]
+    assert [row[:2] for row in table["rows"]] == [["1", "alpha"], ["2", "beta"], ["3", "gamma"]]
+    assert [row[5] for row in table["rows"]] == ["-", "1012", "-"]
+    assert all(isinstance(cell, str) for row in table["rows"] for cell in row)
+    assert (table["judge"], table["questions"], table["pairs"], table["parsed"]) == \
+        ("judge", 6, 18, 18)
+    assert table["generated_at"] == json.loads((tmp_path / "out" / "judge.json").read_text())[
+        "judged_at"]
+    # The unranked human table names every judged model and ranks none.
+    csv = seen[0]["leaderboard_table.csv"].decode().splitlines()
+    assert [line.split(",")[0] for line in csv[1:]] == ["alpha", "beta", "gamma"]
+    assert all(line.split(",")[2] == "-" for line in csv[1:])
+
+
 def test_a_wrong_key_or_an_unreachable_api_is_a_clear_refusal(tmp_path):
     key = tmp_path / "key"
     key.write_text("wrong-key-wrong-key\n")

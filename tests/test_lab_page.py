@@ -844,3 +844,78 @@ def test_the_deploy_role_renders_the_templates_file_with_render_conv_templates()
         tasks = f.read()
     assert ("'/conv_templates.json'" in tasks and "_fastchat_deploy_plan.models | "
             "fastchat_lab.lab.lab_conv_templates | to_nice_json(indent=2)" in tasks)
+
+
+# --- the Judge table of the Leaderboard tab ----------------------------------------------
+
+def judge_result(judge="judge-model"):
+    """A judge.json (module_utils/judge.py's judge_result) of two ranked models, one not."""
+    return {
+        "models": [
+            {"model": "Qwen-7B-Chat", "rank": 1, "rating": 1040.2, "ci_low": 1010.0,
+             "ci_high": 1071.9, "wins": 20, "losses": 4, "ties": 2},
+            {"model": "Baichuan-13B-Chat", "rank": 2, "rating": 959.8, "ci_low": 930.1,
+             "ci_high": 990.0, "wins": 4, "losses": 20, "ties": 2},
+            {"model": "<img src=x onerror=alert(1)>", "rank": None, "rating": None,
+             "ci_low": None, "ci_high": None, "wins": 0, "losses": 0, "ties": 0},
+        ],
+        "speed": {"Qwen-7B-Chat": {"tokens_per_s": 31.25, "ttft_s": 0.412}},
+        "verdicts": {"pairs": 30, "parsed": 26, "unparseable": 3, "inconsistent": 1},
+        "agreement": {"agree": 1, "pairs": 1},
+        "questions": {"count": 15},
+        "judge": {"model": judge},
+        "generated_at": "2026-12-06T10:00:00+00:00",
+        "judged_at": "2026-12-06T09:59:00+00:00",
+    }
+
+
+def test_the_judge_table_reaches_the_tab_as_plain_text(patched, tmp_path):
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_fastchat import (
+        write_fastchat_judge_tab,
+    )
+
+    judge = "**judge** [x](http://evil.example/) <script>"
+    write_fastchat_judge_tab(judge_result(judge), str(tmp_path),
+                             {"models": [{"model": "Qwen-7B-Chat", "rating": 1003.6}]})
+    tab = load_loader(patched).judge_tab(str(tmp_path))
+    assert tab["headers"][:4] == ["Rank", "Model", "Judge rating", "95% CI"]
+    assert tab["rows"][0] == ["1", "Qwen-7B-Chat", "1040", "+32/-30", "20-4-2", "1004",
+                              "31.2", "0.41"]
+    assert tab["rows"][2][:3] == ["-", "<img src=x onerror=alert(1)>", "-"]
+    # The judge's name is shown literally: no link, no emphasis, no HTML.
+    assert md_escape(judge) in tab["md"] and "](" not in tab["md"] and "<script>" not in tab["md"]
+    assert "26 parsed, 3 unparseable, 1 inconsistent" in tab["md"]
+    assert "on 1 of 1 pairs" in tab["md"] and md_escape("2026-12-06T09:59:00+00:00") in tab["md"]
+
+
+def test_no_judge_file_no_judge_tab(patched, tmp_path):
+    assert load_loader(patched).judge_tab(str(tmp_path)) is None
+
+
+@pytest.mark.parametrize("content", [
+    "not json", "[]", '{"headers": [], "rows": []}',
+    '{"judge": "j", "generated_at": "t", "headers": ["a", "b"], "rows": [["x"]]}',
+    '{"judge": "j", "generated_at": "t", "headers": ["a"], "rows": [[1]]}',
+    '{"judge": "j", "generated_at": "t", "headers": ["a"], "rows": [], "pairs": true}',
+    '{"judge": "j", "generated_at": "t", "headers": ["a"], "rows": [], "pairs": -1}',
+    '{"judge": ["j"], "generated_at": "t", "headers": ["a"], "rows": []}',
+    '{"judge": "j", "generated_at": "t", "headers": ["a"], "rows": [' + ",".join(['["x"]'] * 1001) + ']}',
+])
+def test_a_judge_file_that_cannot_be_read_is_a_message_not_a_broken_page(patched, tmp_path,
+                                                                          content):
+    (tmp_path / "judge_table.json").write_text(content, encoding="utf-8")
+    tab = load_loader(patched).judge_tab(str(tmp_path))
+    assert tab["rows"] == [] and "cannot be read" in tab["md"]
+
+
+def test_the_leaderboard_tab_builds_the_judge_table_beside_the_votes(patched):
+    """monitor.py asks the loader for the table beside leaderboard_table.csv, inside the
+    tab's sub-tabs, as plain strings."""
+    source = read(patched, "fastchat/serve/monitor/monitor.py")
+    tree = ast.parse(source)
+    build = next(n for n in ast.walk(tree)
+                 if isinstance(n, ast.FunctionDef) and n.name == "build_leaderboard_tab")
+    text = ast.get_source_segment(source, build)
+    assert "lab_page.judge_tab(os.path.dirname(leaderboard_table_file))" in text
+    assert 'gr.Tab("Judge", id=2)' in text and 'datatype=["str"] * len(judge["headers"])' in text
+    assert text.index('gr.Tab("Full Leaderboard"') < text.index('gr.Tab("Judge"')

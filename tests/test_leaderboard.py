@@ -1147,3 +1147,68 @@ def test_the_page_says_the_position_bias_and_the_votes_still_needed():
     assert "the left side (Model A) won 55% of 100 decided battles" in page
     assert "decided votes between them part their 95% intervals" in page
     assert "more)" in page
+
+
+# --- length control (issue 23: "an optional answer-length control") ---------------------
+
+def _length_battles(effect, count=3000, seed=5):
+    """Battles among three models of known strengths whose voters also prefer the longer
+    answer by ``effect`` (nats per unit of (len_a - len_b) / (len_a + len_b)); "verbose"
+    writes three times as long and is the weakest."""
+    rng = np.random.default_rng(seed)
+    strength = {"alpha": 0.3, "beta": 0.0, "verbose": -0.3}
+    length = {"alpha": 300, "beta": 300, "verbose": 900}
+    names = sorted(strength)
+    out = []
+    for _ in range(count):
+        a, b = rng.choice(names, size=2, replace=False)
+        la, lb = (int(length[m] * rng.uniform(0.5, 1.5)) for m in (a, b))
+        d = (la - lb) / (la + lb)
+        p = 1 / (1 + math.exp(-(strength[a] - strength[b] + effect * d)))
+        out.append(Battle(str(a), str(b), "a" if rng.random() < p else "b", None, True, (la, lb)))
+    return out
+
+
+def test_length_control_recovers_a_hidden_length_preference_and_the_order_without_it():
+    board = compute_leaderboard(_length_battles(1.2), resamples=200)
+    plain = [m["model"] for m in board["models"]]
+    length = board["analysis"]["length_control"]
+    assert plain[0] == "alpha" and plain.index("verbose") < plain.index("beta")  # fooled
+    assert [m["model"] for m in length["models"]] == ["alpha", "beta", "verbose"]
+    assert length["ci_low"] < 1.2 < length["ci_high"] and length["ci_low"] > 0.5
+    assert length["battles"] == 3000 and length["resamples"] == 100
+    rows = {m["model"]: m for m in length["models"]}
+    # The true strengths on the rating scale: 1000 +- 0.3 nats.
+    for model, nats in (("alpha", 0.3), ("beta", 0.0), ("verbose", -0.3)):
+        row = rows[model]
+        assert row["ci_low"] < 1000 + nats * POINTS_PER_NAT < row["ci_high"], row
+    assert length["points_for_twice_as_long"] == pytest.approx(
+        length["coefficient"] / 3 * POINTS_PER_NAT, abs=0.1)
+
+
+def test_without_a_length_preference_the_coefficients_interval_holds_zero():
+    length = compute_leaderboard(_length_battles(0.0), resamples=200)["analysis"]["length_control"]
+    assert length["ci_low"] < 0 < length["ci_high"]
+
+
+def test_length_control_needs_lengths_and_two_ranked_models():
+    assert compute_leaderboard(_battles({("p", "q", "a"): 30, ("p", "q", "b"): 20}),
+                               resamples=10, min_battles=1)["analysis"]["length_control"] is None
+    one = [Battle("p", "q", "a", None, True, (10, 5))] * 30
+    assert compute_leaderboard(one, resamples=10, min_battles=40)["analysis"]["length_control"] is None
+    # Empty answers on both sides (zero length) are left out, not divided by.
+    zero = [Battle("p", "q", "a", None, True, (0, 0))] * 30
+    assert compute_leaderboard(zero, resamples=10, min_battles=1)["analysis"]["length_control"] is None
+
+
+def test_a_votes_answer_lengths_come_from_its_conversations(tmp_path):
+    write_log(str(tmp_path), [vote("leftvote", QWEN, BAICHUAN, answer_a="Paris.",
+                                   answer_b="It is Paris, of course.")])
+    (battle,) = read_vote_logs([str(tmp_path)]).battles
+    assert battle.lengths == (len("Paris."), len("It is Paris, of course."))
+
+
+def test_the_page_says_what_length_is_worth_and_the_order_with_length_held_equal():
+    page = render_html(compute_leaderboard(_length_battles(1.2, count=1500), resamples=50))
+    assert "a twice-as-long answer is worth" in page
+    assert "With length held equal: alpha" in page

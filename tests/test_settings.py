@@ -329,6 +329,9 @@ MAY_HAVE_SPACES = {"lab_backup_schedule", "lab_leaderboard_timer_schedule", "doc
                    "nvidia_container_toolkit_verify_command"}
 # The settings other checks own (the planner, the deploy's keys, the hub's token).
 OWNED_ELSEWHERE = {name for name, shape in SHAPES.items() if shape is lab_settings.anything}
+# Secrets (no_log in the specs) reach files only, never a script's text or a command line
+# (the project's rule): any printable character may be in a key.
+SECRETS = {name for name, option in ALL_OPTIONS.items() if (option or {}).get("no_log")}
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -346,7 +349,7 @@ def test_any_settings_give_no_problem_or_clear_refusals(values, host):
             continue
         for text in _texts(value):
             assert not re.search(r"[\x00-\x1f\x7f]", text), (name, value)
-            if name not in MAY_HAVE_SPACES and not name.endswith("_tls_cert"):
+            if name not in MAY_HAVE_SPACES | SECRETS and not name.endswith("_tls_cert"):
                 assert not UNSAFE.search(text), (name, value)
 
 

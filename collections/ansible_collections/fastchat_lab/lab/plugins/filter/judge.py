@@ -14,7 +14,7 @@ description:
 positional: _input
 options:
   _input:
-    description: The lab plan's models ({name: entry}).
+    description: "The lab plan's models ({name: entry})."
     type: dict
     required: true
 """

@@ -39,6 +39,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard import (
@@ -407,6 +408,10 @@ def _answer(api: Endpoint, model: str, question: Mapping[str, Any], settings: Se
             "tokens_counted": counted}
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def run_judge(out_dir: str, questions: list[dict[str, Any]], api: Endpoint, judge: Endpoint,
               settings: Settings, judge_id: str, log=print) -> dict[str, Any]:
     """Ask for every missing answer and verdict (caches in ``out_dir``); returns the raw
@@ -422,7 +427,7 @@ def run_judge(out_dir: str, questions: list[dict[str, Any]], api: Endpoint, judg
         for question in questions:
             key = answer_key(model, question, settings)
             if key not in answers:
-                entry = dict(_answer(api, model, question, settings), key=key)
+                entry = dict(_answer(api, model, question, settings), key=key, at=_now())
                 append_cache(answers_path, entry)
                 answers[key] = entry
                 asked["answers"] += 1
@@ -445,7 +450,8 @@ def run_judge(out_dir: str, questions: list[dict[str, Any]], api: Endpoint, judg
                         entry = {"key": key, "question_id": question["question_id"],
                                  "first": first["model"], "second": second["model"],
                                  "verdict": parse_verdict(reply["text"]),
-                                 "reply": reply["text"][-2000:], "tokens": reply["tokens"]}
+                                 "reply": reply["text"][-2000:], "tokens": reply["tokens"],
+                                 "at": _now()}
                         append_cache(verdicts_path, entry)
                         verdicts[key] = entry
                         asked["verdicts"] += 1
@@ -454,8 +460,11 @@ def run_judge(out_dir: str, questions: list[dict[str, Any]], api: Endpoint, judg
                             entry["verdict"] or "unparseable"))
                     both.append(verdicts[key])
                 pairs.append((question["question_id"], model_a, model_b, both[0], both[1]))
+    stamps = [entry.get("at") for entry in table.values()]
+    stamps += [entry.get("at") for pair in pairs for entry in pair[3:]]
     return {"answers": table, "pairs": pairs, "asked": asked,
-            "seconds": round(time.monotonic() - started, 2)}
+            "seconds": round(time.monotonic() - started, 2),
+            "newest": max((at for at in stamps if isinstance(at, str)), default=None)}
 
 
 def combine(pairs: Iterable[tuple]) -> tuple[list[Battle], dict[str, int]]:
@@ -549,6 +558,9 @@ def judge_result(material: Mapping[str, Any], questions: list[dict[str, Any]],
                                                    "max_tokens": settings.max_tokens},
                          seed=settings.seed, resamples=settings.resamples),
         "generated_at": board["generated_at"],
+        # When the newest answer or verdict used was asked: the same material, the same
+        # stamp (the arena's Judge table changes only when the verdict can).
+        "judged_at": material.get("newest") or board["generated_at"],
     }
 
 
@@ -618,8 +630,13 @@ def render_report(result: Mapping[str, Any], human: Mapping[str, Any] | None = N
     ranked = [m for m in result["models"] if m["rating"] is not None]
     if ranked:
         body += ["<h3>The judge</h3>", ratings_svg(ranked)]
-    human_ranked = [m for m in (human or {}).get("models", [])
-                    if isinstance(m, Mapping) and m.get("rating") is not None]
+    def number(value):
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    # The human file is read from disk: only its numbers are drawn.
+    human_ranked = [{"model": str(m["model"]), "rating": m["rating"],
+                     "ci_low": number(m.get("ci_low")), "ci_high": number(m.get("ci_high"))}
+                    for m in human_rows.values() if number(m.get("rating")) is not None]
     if human_ranked:
         body += ["<h3>The human votes</h3>", ratings_svg(human_ranked)]
     body += ["<h2>Agreement with the human votes</h2>",

@@ -661,6 +661,7 @@ SHAPES = {
     "lab_judge_max_tokens": count(1, 32768),
     "lab_judge_judge_max_tokens": count(1, 32768),
     "lab_judge_resamples": count(0, 100_000),
+    "lab_judge_publish": anything,
     # lab_leaderboard
     "fastchat_leaderboard_out": control_path,
     "lab_leaderboard_min_battles": count(1, 1_000_000),

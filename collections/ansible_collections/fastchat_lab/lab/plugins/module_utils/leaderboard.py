@@ -45,9 +45,14 @@ Output of :func:`build_leaderboard` / :func:`compute_leaderboard` (JSON-serialis
         "position_bias": {"decided": N, "a_wins": N, "a_share": 0.52 | null,
                           "ci_low", "ci_high"},    # does the left side ("Model A") win more?
         "separation": {"models": [top, second], "gap": 12.5, "decided_between": N,
-                       "decided_needed": N, "more_votes_needed": N} | null},
+                       "decided_needed": N, "more_votes_needed": N} | null,
                                                # votes for the top two's 95 % intervals
                                                # to part at the current gap
+        "length_control": {"battles": N, "coefficient": 0.4, "ci_low", "ci_high",
+                           "points_for_twice_as_long": 23.2, "resamples": N,
+                           "models": [{"model", "rating", "ci_low", "ci_high"}]} | null},
+                                               # the ratings with the answers' length
+                                               # held equal (length_control())
       "meta": {"lab": {...},                   # the caller's meta without "models"
                                                # ("title" heads the HTML page)
                "log_dirs", "log_files", "lines", "votes_seen", "other_lines",
@@ -86,6 +91,7 @@ from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_fit i
     connected_groups,
     count_pairs,
     fit_strengths,
+    fit_with_covariate,
     to_ratings,
 )
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_logs import (
@@ -280,6 +286,54 @@ def position_bias(battles: list[Battle]) -> dict[str, Any]:
     return out
 
 
+LENGTH_RESAMPLES = 100
+
+
+def length_control(battles: list[Battle], ranked: list[str], seed: int,
+                   resamples: int) -> dict[str, Any] | None:
+    """Ratings with the answers' length held equal (LMArena's "style control", length
+    only): the ranked models' strengths fitted together with a coefficient on the
+    normalised length difference ``(len_a - len_b) / (len_a + len_b)`` of each battle
+    between two ranked models whose answers' lengths are known. ``coefficient`` > 0: the
+    longer answer tends to win. 95 % intervals from at most LENGTH_RESAMPLES bootstrap
+    resamples (seeded). None with fewer than two ranked models or no such battle."""
+    index = {model: i for i, model in enumerate(ranked)}
+    used = [b for b in battles if b.lengths and sum(b.lengths) > 0
+            and b.model_a in index and b.model_b in index]
+    if len(ranked) < 2 or not used:
+        return None
+    rows = np.array([[index[b.model_a], index[b.model_b]] for b in used])
+    covariate = np.array([(b.lengths[0] - b.lengths[1]) / (b.lengths[0] + b.lengths[1])
+                          for b in used])
+    target = np.array([1.0 if b.outcome == "a" else 0.0 if b.outcome == "b" else 0.5
+                       for b in used])
+    size = len(ranked)
+    full = fit_with_covariate(rows, covariate, target, size)
+    rng = np.random.default_rng(seed)
+    draws = [fit_with_covariate(rows, covariate, target, size,
+                                rng.multinomial(len(used), np.full(len(used), 1.0 / len(used))
+                                                ).astype(float))
+             for _ in range(min(resamples, LENGTH_RESAMPLES))]
+    ratings = to_ratings(full[:size], range(size))
+    low = high = beta_low = beta_high = None
+    if draws:
+        stack = np.array(draws)
+        boot = to_ratings(stack[:, :size], range(size))
+        low, high = np.percentile(boot, 2.5, axis=0), np.percentile(boot, 97.5, axis=0)
+        beta_low, beta_high = np.percentile(stack[:, size], [2.5, 97.5])
+    models = [{"model": model, "rating": round(float(ratings[i]), 2),
+               "ci_low": None if low is None else round(float(low[i]), 2),
+               "ci_high": None if high is None else round(float(high[i]), 2)}
+              for i, model in enumerate(ranked)]
+    models.sort(key=lambda row: -row["rating"])
+    return {"battles": len(used), "coefficient": round(float(full[size]), 4),
+            "ci_low": None if beta_low is None else round(float(beta_low), 4),
+            "ci_high": None if beta_high is None else round(float(beta_high), 4),
+            # What a twice-as-long answer (a difference of 1/3) is worth, in rating points.
+            "points_for_twice_as_long": round(float(full[size]) / 3 * POINTS_PER_NAT, 1),
+            "resamples": len(draws), "models": models}
+
+
 def separation(counts: PairCounts, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """How many decided votes between the top two would part their 95 % intervals at the
     current rating gap: for a Bradley-Terry gap theta (nats) with win probability p, the
@@ -349,6 +403,9 @@ def compute_leaderboard(battles: Iterable[Battle], *, skipped: Mapping[str, int]
         "win_rates": _win_rates(counts, [row["model"] for row in rows]),
         "min_battles": min_battles,
         "analysis": {"position_bias": position_bias(battles),
-                     "separation": separation(counts, rows)},
+                     "separation": separation(counts, rows),
+                     "length_control": length_control(
+                         battles, [row["model"] for row in rows if row["rating"] is not None],
+                         seed, resamples)},
         "meta": run_meta,
     }

@@ -28,10 +28,19 @@ frame when it loads the file). Only ranked models enter the DataFrame; every mod
 ranked or with too few votes, has a CSV row (the "Full Leaderboard" sub-tab shows the
 latter without a rating). Per-model ``display_name``, ``organization``, ``license`` and
 ``link`` come from ``compared`` (the caller's ``meta["models"]``).
+
+``judge_table.json`` (the lab's page patch reads it, ``lab_page.judge_tab``)  the judge's
+    verdict as the tab's "Judge" table: ``judge``, ``generated_at``, the counts
+    (``questions``, ``pairs``, ``parsed``, ``unparseable``, ``inconsistent``, ``agree``,
+    ``agree_pairs``), ``headers`` and ``rows`` (strings only, shown as plain text).
+    ``write_fastchat_judge_tab`` also writes an unranked human table for the same models:
+    the tab exists only with the human files, so a lab that has no leaderboard yet gets
+    one that says so (the publishing step never replaces a human table that exists).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import pickletools
@@ -40,6 +49,9 @@ from typing import Any, Mapping
 
 ELO_RESULTS_FILE = "elo_results.pkl"
 TABLE_FILE = "leaderboard_table.csv"
+JUDGE_TABLE_FILE = "judge_table.json"
+JUDGE_HEADERS = ("Rank", "Model", "Judge rating", "95% CI", "Wins-losses-ties",
+                 "Arena Elo (votes)", "Tokens/s", "First token (s)")
 PLOT_KEYS = ("win_fraction_heatmap", "battle_count_heatmap", "bootstrap_elo_rating",
              "average_win_rate_bar")
 DATAFRAME_COLUMNS = ("rating", "variance", "rating_q975", "rating_q025", "num_battles")
@@ -151,4 +163,62 @@ def write_fastchat_leaderboard(result: Mapping[str, Any], out_dir: str) -> dict[
         handle.write(fastchat_elo_results(result))
     with open(paths[TABLE_FILE], "w", encoding="utf-8") as handle:
         handle.write(table)
+    return paths
+
+
+def _number(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return ("%%.%df" % digits) % value
+
+
+def fastchat_judge_table(result: Mapping[str, Any],
+                         human: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The content of JUDGE_TABLE_FILE for judge.json's ``result`` (module_utils/judge.py)
+    and the human leaderboard.json (``human``, optional): one row per model, ranked ones
+    first in the judge's order."""
+    human_rating = {row["model"]: row.get("rating")
+                    for row in (human or {}).get("models", [])
+                    if isinstance(row, Mapping) and isinstance(row.get("model"), str)}
+    rows = []
+    for row in sorted(result["models"], key=lambda r: (r["rank"] is None, r["rank"] or 0,
+                                                       r["model"])):
+        speed = result.get("speed", {}).get(row["model"], {})
+        interval = "-"
+        if row["rating"] is not None and row["ci_low"] is not None:
+            interval = "+%d/-%d" % (round(row["ci_high"] - row["rating"]),
+                                    round(row["rating"] - row["ci_low"]))
+        rows.append(["-" if row["rank"] is None else str(row["rank"]), row["model"],
+                     _number(row["rating"]), interval,
+                     "%d-%d-%d" % (row["wins"], row["losses"], row["ties"]),
+                     _number(human_rating.get(row["model"])),
+                     _number(speed.get("tokens_per_s"), 1), _number(speed.get("ttft_s"), 2)])
+    verdicts = result["verdicts"]
+    agreement = result.get("agreement") or {}
+    return {
+        "judge": str(result["judge"].get("model")),
+        "generated_at": str(result.get("judged_at") or result["generated_at"]),
+        "questions": int(result["questions"]["count"]),
+        "pairs": int(verdicts["pairs"]), "parsed": int(verdicts["parsed"]),
+        "unparseable": int(verdicts["unparseable"]),
+        "inconsistent": int(verdicts["inconsistent"]),
+        "agree": agreement.get("agree"), "agree_pairs": agreement.get("pairs"),
+        "headers": list(JUDGE_HEADERS),
+        "rows": rows,
+    }
+
+
+def write_fastchat_judge_tab(result: Mapping[str, Any], out_dir: str,
+                             human: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """JUDGE_TABLE_FILE in ``out_dir``, with an unranked human table (ELO_RESULTS_FILE,
+    TABLE_FILE) of the judged models for a head that has none; returns {name: path}."""
+    unranked = {"models": [{"model": row["model"], "rank": None, "rating": None,
+                            "ci_low": None, "ci_high": None, "battles": 0}
+                           for row in result["models"]],
+                "meta": {}, "generated_at": result.get("judged_at") or result["generated_at"]}
+    paths = write_fastchat_leaderboard(unranked, out_dir)
+    paths[JUDGE_TABLE_FILE] = os.path.join(out_dir, JUDGE_TABLE_FILE)
+    with open(paths[JUDGE_TABLE_FILE], "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(fastchat_judge_table(result, human), indent=2,
+                                ensure_ascii=False) + "\n")
     return paths

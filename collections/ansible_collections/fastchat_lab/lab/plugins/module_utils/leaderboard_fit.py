@@ -159,6 +159,32 @@ def bootstrap_strengths(counts: PairCounts, start: np.ndarray, resamples: int,
     return _newton(scores, games, np.repeat(start[None], resamples, axis=0))
 
 
+def fit_with_covariate(rows: np.ndarray, covariate: np.ndarray, target: np.ndarray,
+                       size: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Strengths (``size``) and one coefficient fitted together: side ``rows[:, 0]`` beats
+    side ``rows[:, 1]`` with probability ``1 / (1 + exp(-(theta_a - theta_b + beta * c)))``;
+    ``target`` 1, 0 or 0.5 (a tie), ``weights`` per battle (a bootstrap's counts). The same
+    ridge on the strengths as the plain fit; none on ``beta``. Returns theta + [beta]."""
+    n = len(target)
+    design = np.zeros((n, size + 1))
+    design[np.arange(n), rows[:, 0]] += 1.0
+    design[np.arange(n), rows[:, 1]] -= 1.0
+    design[:, size] = covariate
+    weights = np.ones(n) if weights is None else weights
+    ridge = np.full(size + 1, RIDGE)
+    ridge[size] = 1e-9
+    params = np.zeros(size + 1)
+    for _ in range(MAX_ITERATIONS):
+        p = 1.0 / (1.0 + np.exp(-(design @ params)))
+        gradient = design.T @ (weights * (target - p)) - ridge * params
+        hessian = (design * (weights * p * (1.0 - p))[:, None]).T @ design + np.diag(ridge)
+        step = np.clip(np.linalg.solve(hessian, gradient), -MAX_STEP, MAX_STEP)
+        params += step
+        if np.abs(step).max() < TOLERANCE:
+            break
+    return params
+
+
 def to_ratings(theta: np.ndarray, reference: Sequence[int], anchor_rating: float = INIT_RATING
                ) -> np.ndarray:
     """Strengths (..., k) -> ratings, with the mean over ``reference`` indices at the anchor."""

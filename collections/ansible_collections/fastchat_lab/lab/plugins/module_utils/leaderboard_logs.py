@@ -132,13 +132,15 @@ ERROR_MARKERS = (
 
 @dataclass(frozen=True)
 class Battle:
-    """One counted vote: ``outcome`` is ``a``, ``b``, ``tie`` or ``bothbad``."""
+    """One counted vote: ``outcome`` is ``a``, ``b``, ``tie`` or ``bothbad``; ``lengths``:
+    the characters of each side's answers (None where unknown, e.g. a judge's verdict)."""
 
     model_a: str
     model_b: str
     outcome: str
     tstamp: float | None
     anonymous: bool
+    lengths: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -415,7 +417,8 @@ def _judge(record: Mapping[str, Any], public: list[str], states: list[Mapping[st
         table = resolve_aliases([model_a, model_b], aliases)
         words = table[model_a] + table[model_b]
     _check_answers(answers, words)
-    return Battle(model_a, model_b, OUTCOMES[record["type"]], tstamp, anonymous)
+    return Battle(model_a, model_b, OUTCOMES[record["type"]], tstamp, anonymous,
+                  (sum(map(len, answers[0])), sum(map(len, answers[1]))))
 
 
 def _is_setting(value: Any) -> bool:

@@ -297,6 +297,16 @@ def _summary_html(result: Mapping[str, Any]) -> str:
                                     sep["decided_between"], sep["decided_needed"],
                                     "reached" if not sep["more_votes_needed"] else
                                     "%d more" % sep["more_votes_needed"]))
+    length = analysis.get("length_control")
+    if length:
+        lines.append("Length: over %d battles, a twice-as-long answer is worth %s points "
+                     "(coefficient %s, 95%% interval %s to %s; above 0: longer answers win "
+                     "more). With length held equal: %s." % (
+                         length["battles"], _number(length["points_for_twice_as_long"], 1),
+                         _number(length["coefficient"], 2), _number(length["ci_low"], 2),
+                         _number(length["ci_high"], 2),
+                         ", ".join("%s %s" % (m["model"], _number(m["rating"]))
+                                   for m in length["models"])))
     named = meta.get("named_votes") or {}
     if named.get("battles"):
         lines.append("Named side-by-side votes, not in the ratings: %d." % named["battles"])
