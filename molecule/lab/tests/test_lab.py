@@ -16,7 +16,8 @@ every model through the API), in the order a lab admin lives it:
    none of the public arena's texts;
 6. anonymous battles voted in the browser, then playbooks/leaderboard.yml: the votes are
    backed up, counted (the real vote lines of FastChat's web UI) and shown in the arena's
-   Leaderboard tab, and only the web UI restarted.
+   Leaderboard tab, and only the web UI restarted; then playbooks/judge.yml on the
+   arena's own questions with a lab model as the judge: its table joins the tab;
 The tests run in this order (pytest keeps a module's order) and share the lab.
 """
 
@@ -627,6 +628,66 @@ def test_anonymous_battles_voted_in_a_browser_make_the_leaderboard():
             browser.close()
     for phrase in PUBLIC_ARENA:
         assert phrase not in text, phrase
+
+
+def test_the_judge_asks_the_arenas_own_questions_and_joins_the_leaderboard_tab():
+    """playbooks/judge.yml on the arena's own logs (the questions asked in the browser
+    above), a lab model as the judge: judge.json and judge.html, the agreement with the
+    votes' leaderboard, and a "Judge" table in the Leaderboard tab beside the votes' own
+    (only the web UI restarts)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    before = snapshot(["fcl-lab-head"])
+    out_dir = os.path.join(OUTPUT, "judge")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    joining = os.path.join(PROJECT, "molecule", "lab", "inventory", "joining.yml")
+    result = ansible_playbook(
+        "-i", joining, "playbooks/judge.yml", "-e", "fastchat_judge_out=%s" % out_dir,
+        "-e", "fastchat_leaderboard_out=%s" % os.path.join(OUTPUT, "leaderboard"),
+        "-e", '{"lab_judge_model": "tiny-chat", "lab_judge_max_questions": 4, '
+        '"lab_judge_max_tokens": 12, "lab_judge_judge_max_tokens": 16, "lab_judge_resamples": 100}',
+        timeout=900)
+    out = result.stdout + result.stderr
+    with open(os.path.join(OUTPUT, "judge.log"), "w", encoding="utf-8") as fh:
+        fh.write(out)
+    assert result.returncode == 0, out[-20000:]
+    for secret in SECRETS:
+        assert secret not in out
+    with open(os.path.join(out_dir, "judge.json"), encoding="utf-8") as fh:
+        verdict = json.load(fh)
+    # The arena's own questions: first user turns of its logs, the browser's among them.
+    questions = verdict["questions"]
+    assert questions["count"] == 4 and questions["offered"] >= len(VOTES), questions
+    assert all(qid.startswith("log-") for qid in questions["ids"]), questions
+    assert {m["model"] for m in verdict["models"]} == set(MODELS)
+    assert verdict["verdicts"]["pairs"] == 6 * 4, verdict["verdicts"]
+    assert set(verdict["speed"]) == set(MODELS)
+    assert os.path.getsize(os.path.join(out_dir, "judge.html")) > 0
+    after = snapshot(["fcl-lab-head"])
+    changed = sorted(name for (_, name), state in after.items() if state != before[("fcl-lab-head", name)])
+    assert changed == ["web-ui"], changed
+    wait_healthy("fcl-lab-head", "web-ui")
+    with open(os.path.join(OUTPUT, "leaderboard", "leaderboard.json"), encoding="utf-8") as fh:
+        ranked = [m for m in json.load(fh)["models"] if m["rank"] is not None]
+    with sync_playwright() as playwright:
+        browser, page = browser_page(playwright)
+        try:
+            page.get_by_role("tab", name="Leaderboard").click()
+            # The votes' table is still the votes' (the judge never replaces it) ...
+            arena = page.locator(
+                "#arena_leaderboard_dataframe svelte-virtual-table-viewport table tbody tr")
+            expect(arena).to_have_count(len(ranked), timeout=60000)
+            # ... and the judge's sits beside it, one row per model.
+            page.get_by_role("tab", name="Judge").click()
+            drawn = page.locator(
+                "#judge_leaderboard_dataframe svelte-virtual-table-viewport table tbody tr")
+            expect(drawn).to_have_count(len(MODELS), timeout=60000)
+            rows = " ".join(row.inner_text() for row in drawn.all())
+            for model in MODELS:
+                assert model in rows, rows
+            page.screenshot(path=os.path.join(OUTPUT, "judge-tab.png"), full_page=True)
+        finally:
+            browser.close()
 
 
 # ---------------------------------------------------------------------------
