@@ -332,6 +332,9 @@ OWNED_ELSEWHERE = {name for name, shape in SHAPES.items() if shape is lab_settin
 # Secrets (no_log in the specs) reach files only, never a script's text or a command line
 # (the project's rule): any printable character may be in a key.
 SECRETS = {name for name, option in ALL_OPTIONS.items() if (option or {}).get("no_log")}
+# Settings that reach a process's environment only (a task's environment:), never a
+# script's text or a command line: git's proxies and CA bundle (fetch.yml).
+ENVIRONMENT_ONLY = {"model_weights_git_environment"}
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -349,7 +352,8 @@ def test_any_settings_give_no_problem_or_clear_refusals(values, host):
             continue
         for text in _texts(value):
             assert not re.search(r"[\x00-\x1f\x7f]", text), (name, value)
-            if name not in MAY_HAVE_SPACES | SECRETS and not name.endswith("_tls_cert"):
+            if name not in MAY_HAVE_SPACES | SECRETS | ENVIRONMENT_ONLY \
+                    and not name.endswith("_tls_cert"):
                 assert not UNSAFE.search(text), (name, value)
 
 

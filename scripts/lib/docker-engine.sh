@@ -41,12 +41,14 @@ ensure_chromium() {
 }
 
 # The unit tests' tools: git-lfs (the weights helper), rsync (the transfer helper), nginx
-# and openssl (the front door's configuration, run as the lab_proxy role installs it).
+# and openssl (the front door's configuration, run as the lab_proxy role installs it),
+# sshd (ansible.cfg's host key checking, against a server the test starts).
 ensure_unit_test_tools() {
   ensure_debian_packages git-lfs "the weights helper's tests" git git-lfs &&
     ensure_debian_packages rsync "the transfer helper's tests" rsync &&
     ensure_debian_packages nginx "the front door's tests" nginx &&
-    ensure_debian_packages openssl "the front door's tests" openssl
+    ensure_debian_packages openssl "the front door's tests" openssl &&
+    ensure_debian_packages sshd "the SSH host key tests" openssh-server
 }
 
 # Run dockerd ourselves (no init system: a container, a CI sandbox) unless one runs.

@@ -444,6 +444,39 @@ def test_a_joining_gpu_host_changes_nothing_on_the_others():
     assert "-s %s/32" % address("fcl-lab-gpu2") in rules
 
 
+def _tree_sums(host, directory):
+    """Mode and owner ("PATH MODE USER"), then sha256 ("SUM  ./PATH"), of every file under
+    DIRECTORY on HOST, .git left out."""
+    return on(host, "sh", "-c", 'cd "$1" && find . -path ./.git -prune -o -type f -printf "%P %m %u\\n" '
+             '| sort && find . -path ./.git -prune -o -type f -exec sha256sum {} + | sort -k2',
+             "sh", directory)
+
+
+def test_the_hand_outs_arrived_as_listed_and_left_nothing_behind():
+    """Weights and images reached gpu1 and gpu2 from the head through lab_transfer: the same
+    bytes as the head's, root's with modes of the lab's choosing (never the sender's), no
+    staging directory or old copy left, and no rsync daemon, lease or pid file on the head."""
+    weights = "/srv/fastchat-lab/models"
+    for host, model in (("fcl-lab-gpu1", "tiny-remote"), ("fcl-lab-gpu2", "tiny-joined")):
+        got = _tree_sums(host, "%s/%s" % (weights, model))
+        lines = got.splitlines()
+        files = [line for line in lines if not re.match(r"^[0-9a-f]{64} ", line)]
+        assert files and all(line.endswith(" 644 root") for line in files), files
+        head = [line for line in _tree_sums("fcl-lab-head", "%s/%s" % (weights, model)).splitlines()
+                if re.match(r"^[0-9a-f]{64} ", line)]
+        mine = [line for line in lines if re.match(r"^[0-9a-f]{64} ", line)]
+        # The head's copy has the verification marker too: every received file is the head's.
+        assert mine and set(mine) <= set(head), (host, mine, head)
+        left = on(host, "find", weights, "/var/lib/fastchat-lab", "-maxdepth", "2",
+                  "(", "-name", ".fastchat-lab-staging-*", "-o", "-name", ".fastchat-lab-old-*", ")")
+        assert left.strip() == "", (host, left)
+    daemons = subprocess.run(["docker", "exec", "fcl-lab-head", "pgrep", "-x", "rsync"],
+                             capture_output=True, text=True)
+    assert daemons.returncode == 1, daemons.stdout
+    state = on("fcl-lab-head", "sh", "-c", "ls -A /run/fastchat-lab/transfer 2>/dev/null || true")
+    assert not [n for n in state.split() if n.endswith((".lease", ".pid", ".conf"))], state
+
+
 # ---------------------------------------------------------------------------
 # 5. The arena in a browser
 # ---------------------------------------------------------------------------

@@ -703,7 +703,8 @@ SHAPES = {
     # lab_transfer
     "lab_transfer_helper": helper_path,
     "lab_transfer_exclude": list_of(_exclude, most=100),
-    "lab_transfer_delete": anything,
+    "lab_transfer_lifetime": count(60, 7 * 86400),
+    "lab_transfer_wait": count(0, 7 * 86400),
     # model_weights (the hub URL, token and its hosts: module_utils/hub.py)
     "model_weights_china_mirror": anything,
     "model_weights_hub": anything,

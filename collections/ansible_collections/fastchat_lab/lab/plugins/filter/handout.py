@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# Copyright: fastchat-lab contributors
+# Apache License 2.0
+"""Filters of the hand-outs (module_utils/handout.py): the items a receiver pulls and the
+paths the serving host lists, for the weights, the GGUF files and the image archives."""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.fastchat_lab.lab.plugins.module_utils import handout
+
+DOCUMENTATION = r"""
+name: handout_items
+short_description: The {source, dest} items of a hand-out (module_utils/handout.py).
+description:
+  - C(names | fastchat_lab.lab.handout_items(address, port, module, dest_root)) gives, for each
+    name (a directory on the serving host), rsync://ADDRESS:PORT/MODULE/NAME/ to DEST_ROOT/NAME.
+  - With C(into=DIR) each name is a file, pulled with each of C(suffixes) into DIR.
+  - Also provides C(handout_paths) (C(names | handout_paths(directories=true, suffixes=['']))),
+    what the serving host lists (lab_transfer_paths).
+positional: _input
+options:
+  _input:
+    description: The names handed out.
+    type: list
+    elements: str
+    required: true
+"""
+
+
+def _wrap(function):
+    def call(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except handout.HandoutError as exc:
+            raise AnsibleFilterError(str(exc)) from exc
+    return call
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "handout_items": _wrap(handout.items),
+            "handout_paths": _wrap(handout.served_paths),
+        }
