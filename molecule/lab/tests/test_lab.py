@@ -298,6 +298,39 @@ def test_the_api_and_web_ui_speak_https_with_the_lab_ca_only():
               "timeout=10).status)").strip() == "200"
 
 
+def test_the_lab_ca_signs_for_the_heads_names_only_and_stays_out_of_git(tmp_path):
+    """The lab CA: critical name constraints of the head's names and addresses, three
+    years, a .gitignore beside its key; a certificate its key makes for another name does
+    not verify (what a thief of the key could do with it)."""
+    ca_dir = os.path.dirname(CA)
+    text = subprocess.run(["openssl", "x509", "-in", CA, "-noout", "-text"], check=True,
+                          capture_output=True, text=True).stdout
+    assert re.search(r"X509v3 Name Constraints: critical\s+Permitted:", text), text
+    head = address("fcl-lab-head")
+    for name in ("DNS:fcl-lab-head", "DNS:localhost", "IP:%s/255.255.255.255" % head,
+                 "IP:127.0.0.1/255.255.255.255"):
+        assert name in text, (name, text)
+    end = subprocess.run(["openssl", "x509", "-in", CA, "-noout", "-checkend", str(1096 * 86400)],
+                         capture_output=True, text=True)
+    assert end.returncode == 1, "the lab CA is valid for more than three years"
+    with open(os.path.join(ca_dir, ".gitignore"), encoding="utf-8") as fh:
+        assert "*" in fh.read().split("\n")
+    # The head's own certificate verifies; one for another name, signed by the CA's key, not.
+    good = subprocess.run(["openssl", "verify", "-CAfile", CA, os.path.join(ca_dir, "fcl-lab-head.crt")],
+                          capture_output=True, text=True)
+    assert good.returncode == 0, good.stdout + good.stderr
+    key, csr, crt = (str(tmp_path / n) for n in ("evil.key", "evil.csr", "evil.crt"))
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=bank.example",
+                    "-addext", "subjectAltName=DNS:bank.example"], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", CA, "-CAkey",
+                    os.path.join(ca_dir, "ca.key"), "-set_serial", "4711", "-out", crt, "-days", "30",
+                    "-copy_extensions", "copy"], check=True, capture_output=True)
+    evil = subprocess.run(["openssl", "verify", "-CAfile", CA, crt], capture_output=True, text=True)
+    assert evil.returncode != 0 and "permitted subtree violation" in evil.stdout + evil.stderr, \
+        evil.stdout + evil.stderr
+
+
 def ask(url, method="GET", data=None, headers=None):
     """(status, headers, body) over HTTPS verified against the lab CA."""
     import ssl
