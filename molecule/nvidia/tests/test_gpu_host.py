@@ -106,3 +106,40 @@ def test_docker_run_gpus_passes_the_chosen_devices(host):
     finally:
         host.run("docker rm -f %s", cid)
     assert "NVIDIA_VISIBLE_DEVICES=2,3" in environ.split("\x00")
+
+
+NVIDIA_TOOLKIT_KEY = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
+
+
+def _toolkit_role(tmp_path, *extra):
+    """The nvidia_container_toolkit role alone on this host, from the project, on Molecule's
+    inventory (the fake repository's key trusted there)."""
+    import os
+    import subprocess
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    playbook = tmp_path / "toolkit.yml"
+    playbook.write_text("- hosts: fcl-nvidia-gpu\n  gather_facts: true\n"
+                        "  roles: [nvidia_container_toolkit]\n")
+    return subprocess.run(["ansible-playbook", "-i", os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"]),
+                           str(playbook), *extra], cwd=project, capture_output=True, text=True,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"), timeout=900)
+
+
+def test_a_repository_signed_by_another_key_is_refused_and_nothing_is_written(host, tmp_path):
+    """The key the (fake) repository serves is not the one the role trusts (here: NVIDIA's
+    real key): the run fails naming both and the setting, and writes no key; trusted
+    again, the next run puts the key back."""
+    keyring = "/usr/share/keyrings/nvidia-container-toolkit-keyring.asc"
+    before = host.file(keyring).content
+    host.run("rm -f %s", keyring)
+    fake = host.file("/srv/fake-nvidia-repo/fingerprint").content_string.strip()
+    refused = _toolkit_role(tmp_path, "-e", json.dumps(
+        {"nvidia_container_toolkit_key_fingerprints": [NVIDIA_TOOLKIT_KEY]}))
+    out = " ".join((refused.stdout + refused.stderr).split())
+    assert refused.returncode != 0, out[-3000:]
+    assert "not one this role trusts" in out and fake in out and NVIDIA_TOOLKIT_KEY in out, out[-3000:]
+    assert "nvidia_container_toolkit_key_fingerprints" in out
+    assert not host.file(keyring).exists
+    repaired = _toolkit_role(tmp_path)
+    assert repaired.returncode == 0, (repaired.stdout + repaired.stderr)[-3000:]
+    assert host.file(keyring).content == before

@@ -26,6 +26,7 @@ import posixpath
 import re
 from urllib.parse import urlsplit
 
+from ansible_collections.fastchat_lab.lab.plugins.module_utils import openpgp
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_plan import grammar
 
 # --- grammars --------------------------------------------------------------------------
@@ -381,6 +382,21 @@ def list_of(shape, most=256, unique=False):
     return check
 
 
+def key_fingerprints(value):
+    """The signing keys a role trusts for a repository: at least one, each 40 or 64 hex
+    digits (spaces allowed, as publishers print them)."""
+    _list(value)
+    if not value:
+        raise Problem("is empty: no signing key would be trusted",
+                      "give the repository's key fingerprints (the role's default is its publisher's)")
+    for pos, item in enumerate(value):
+        try:
+            openpgp.normalise(item)
+        except openpgp.OpenPGPError as exc:
+            raise Problem("entry %d: %s" % (pos + 1, exc),
+                          "give the full fingerprint, as gpg --fingerprint prints it") from None
+
+
 def dns_name_or_ip(value):
     _text(value)
     if grammar.is_ip(value):
@@ -568,6 +584,8 @@ SHAPES = {
     "docker_install_source": anything,
     "docker_china_mirror": anything,
     "docker_repo_url": url(("https", "http", "file"), "the repository's http(s):// URL", True),
+    "docker_repo_key_fingerprints": key_fingerprints,
+    "docker_repo_el_key_fingerprints": key_fingerprints,
     "docker_ce_version": version,
     "docker_compose_plugin_version": version,
     "docker_containerd_version": version,
@@ -722,6 +740,7 @@ SHAPES = {
     "nvidia_container_toolkit_china_mirror": anything,
     "nvidia_container_toolkit_repo_url": url(("https", "http", "file"), "the repository's URL", True),
     "nvidia_container_toolkit_version": version,
+    "nvidia_container_toolkit_key_fingerprints": key_fingerprints,
     "nvidia_container_toolkit_default_runtime": anything,
     "nvidia_container_toolkit_verify": anything,
     "nvidia_container_toolkit_verify_image": image_ref,
@@ -745,6 +764,7 @@ SHAPES = {
     "nvidia_driver_china_mirror": anything,
     "nvidia_driver_cuda_repo_url": url(("https", "http", "file"), "the repository's URL", True),
     "nvidia_driver_cuda_keyring_version": version,
+    "nvidia_driver_cuda_key_fingerprints": key_fingerprints,
     "nvidia_driver_cuda_repo_extra_support": cuda_extra_support,
     "nvidia_driver_module_signing_key": optional(abs_path),
     "nvidia_driver_module_signing_cert": optional(abs_path),
