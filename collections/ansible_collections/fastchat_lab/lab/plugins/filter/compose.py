@@ -21,7 +21,7 @@ description:
 positional: host, options
 options:
   _input:
-    description: The lab plan (C(hostvars['localhost'].fastchat_lab_plan)).
+    description: The lab plan (C(lab_plan_current)).
     type: dict
     required: true
   host:

@@ -22,7 +22,7 @@ author:
   - fastchat-lab contributors
 options:
   plan:
-    description: The lab plan (C(hostvars['localhost'].fastchat_lab_plan)).
+    description: The lab plan (C(lab_plan_current), through C(fastchat_lab.lab.lab_plan_required)).
     type: dict
     required: true
   api_keys:
@@ -62,7 +62,7 @@ attributes:
 EXAMPLES = r"""
 - name: Check the lab.
   fastchat_lab.lab.lab_verify:
-    plan: "{{ hostvars['localhost'].fastchat_lab_plan }}"
+    plan: "{{ lab_plan_current | fastchat_lab.lab.lab_plan_required(inventory_hostname) }}"
     api_keys: "{{ fastchat_deploy_api_keys }}"
     web_ui_users: "{{ fastchat_deploy_web_ui_users }}"
     ca_file: /etc/fastchat-lab/tls/ca.crt
