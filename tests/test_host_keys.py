@@ -45,21 +45,24 @@ def fixture_sshd(tmp_path_factory):
         "PermitRootLogin prohibit-password", "PasswordAuthentication no",
         "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no", ""]))
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # its privilege separation directory
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("sshd did not start: %s" % proc.stderr.read().decode())
-            time.sleep(0.1)
-    yield {"port": port, "client_key": client_key, "tmp": tmp,
-           "host_pub": (tmp / "host_key.pub").read_text().split()[:2]}
-    proc.terminate()
-    proc.wait(timeout=10)
+    log = tmp / "sshd.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=err)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("sshd did not start: %s" % log.read_text())
+                time.sleep(0.1)
+        yield {"port": port, "client_key": client_key, "tmp": tmp,
+               "host_pub": (tmp / "host_key.pub").read_text().split()[:2]}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def _ping(sshd, known_hosts, strategy=None):

@@ -384,14 +384,15 @@ def serve(name, root, port, allow, exclude, paths, lifetime=4 * 3600, wait=3600)
         with open(_log_file(name), "a"):
             pass
         # The daemon's maximum lifetime: timeout(1) ends it, whatever becomes of this run.
-        proc = subprocess.Popen(
-            ["timeout", "--signal=TERM", str(lifetime), "rsync", "--daemon", "--no-detach",
-             "--config=" + config],
+        # setsid --fork detaches it into a session of its own and returns at once.
+        subprocess.run(
+            ["setsid", "--fork", "timeout", "--signal=TERM", str(lifetime), "rsync", "--daemon",
+             "--no-detach", "--config=" + config],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True)
+            close_fds=True, check=True)
         deadline = time.monotonic() + 10
         while _daemon_pid(name) is None:
-            if proc.poll() is not None or time.monotonic() > deadline:
+            if time.monotonic() > deadline:
                 with open(_log_file(name)) as fh:
                     tail = fh.read()[-600:].strip()
                 raise TransferError("the rsync daemon for %s did not start: %s" % (name, tail))
