@@ -331,3 +331,19 @@ def test_the_command_line_prints_one_json_object_and_exits_1_on_a_refusal(tmp_pa
                           str(tmp_path)], stdin=io.StringIO("not json")) == 1
     out = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert out["ok"] is False and "the manifest on stdin is not JSON" in out["error"]
+
+
+@needs_rsync
+def test_a_daemon_left_without_a_lease_is_ended_by_the_next_serve(served):
+    """An interrupted run of an older helper left NAME's daemon (pid file, no lease): the
+    next serve ends it instead of failing on the port it keeps."""
+    port = _free_port()
+    first = transfer.serve("fcl-test", str(served), port, ["127.0.0.1"], [], ["tiny.gguf"])
+    old = transfer._daemon_pid("fcl-test")  # pylint: disable=protected-access
+    os.remove(transfer._lease_file("fcl-test"))  # pylint: disable=protected-access
+    second = transfer.serve("fcl-test", str(served), port, ["127.0.0.1"], [], ["tiny.gguf"], wait=0)
+    try:
+        new = transfer._daemon_pid("fcl-test")  # pylint: disable=protected-access
+        assert new and new != old and second["lease"] != first["lease"]
+    finally:
+        assert transfer.stop("fcl-test", second["lease"])["changed"] is True

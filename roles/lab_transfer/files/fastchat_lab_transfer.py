@@ -363,6 +363,14 @@ def serve(name, root, port, allow, exclude, paths, lifetime=4 * 3600, wait=3600)
     listed = manifest(name, root, paths, exclude)
     lease = _take_lease(name, lifetime, wait)
     try:
+        # A daemon of NAME that no lease holds (an older helper's, left by an interrupted
+        # run) would keep the port: it goes first.
+        left = _daemon_pid(name)
+        if left:
+            os.kill(left, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _daemon_pid(name) == left:
+                time.sleep(0.1)
         lines = [
             "# fastchat-lab: temporary, read-only; stopped when the transfer is over.",
             "pid file = %s" % _pid_file(name),
