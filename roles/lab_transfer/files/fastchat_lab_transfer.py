@@ -292,13 +292,20 @@ def _lease_over(name, lease, now):
     return None
 
 
-def _end_daemon(name):
+def _signal_daemon(name):
+    """Send NAME's own daemon SIGTERM and wait (at most 10 s) until it is gone; its pid,
+    or None when none ran."""
     pid = _daemon_pid(name)
     if pid:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and _daemon_pid(name) == pid:
             time.sleep(0.1)
+    return pid
+
+
+def _end_daemon(name):
+    pid = _signal_daemon(name)
     for path in (_pid_file(name), _config_file(name), _lease_file(name)):
         if os.path.exists(path):
             os.remove(path)
@@ -365,12 +372,7 @@ def serve(name, root, port, allow, exclude, paths, lifetime=4 * 3600, wait=3600)
     try:
         # A daemon of NAME that no lease holds (an older helper's, left by an interrupted
         # run) would keep the port: it goes first.
-        left = _daemon_pid(name)
-        if left:
-            os.kill(left, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and _daemon_pid(name) == left:
-                time.sleep(0.1)
+        _signal_daemon(name)
         lines = [
             "# fastchat-lab: temporary, read-only; stopped when the transfer is over.",
             "pid file = %s" % _pid_file(name),
