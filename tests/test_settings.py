@@ -153,6 +153,10 @@ HOSTILE = [
     ("lab_leaderboard_resamples", 10 ** 9, "not a whole number"),
     ("fastchat_image_build_timeout", -1, "not a whole number"),
     ("model_weights_transfer_port", 70000, "not a whole number"),
+    # A string Python reads as infinity or NaN (Ansible's int check raised OverflowError).
+    ("lab_leaderboard_min_battles", "INF", "not a finite number"),
+    ("lab_judge_resamples", " -Infinity", "not a finite number"),
+    ("fastchat_image_build_timeout", "nan", "not a finite number"),
 ]
 
 
@@ -185,6 +189,8 @@ GOOD = [
     ("fastchat_image_repo_url", "file:///srv/mirror/FastChat.git"),
     ("fastchat_image_repo_url", "https://ghfast.top/https://github.com/lm-sys/FastChat.git"),
     ("fastchat_image_fastchat_ref", "v0.2.36"),
+    # A model named like a number Python reads as NaN is a name, not a number.
+    ("lab_judge_model", "nan"),
     ("fastchat_image_fastchat_ref", "0c1e57098bba43ac29e6e3b677cdceebdd22334f"),
     ("model_weights_git_environment", {"https_proxy": "http://proxy.example.lab:3128",
                                        "GIT_HTTP_LOW_SPEED_TIME": 600}),

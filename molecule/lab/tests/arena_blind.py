@@ -97,6 +97,21 @@ async def _wait(check, seconds, step=0.1):
         await asyncio.sleep(step)
 
 
+async def _open_tab(page, name, seconds=60):
+    """Click the tab ``name`` until it is selected (``aria-selected``): a click that lands
+    while gradio is still wiring the page up is dropped."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+
+    async def selected():
+        return await tab.get_attribute("aria-selected") == "true"
+
+    end = time.monotonic() + seconds
+    while True:
+        await tab.click(timeout=10000)
+        if await _wait(selected, 5) or time.monotonic() > end:
+            return
+
+
 async def _short_answers(page):
     """Set the battle's "Max output tokens" to its least: the tiny models' random weights
     rarely sample an end token, so each answer would run to the page's 1,024 tokens and
@@ -126,7 +141,7 @@ async def _player(browser, web_ui, login, who, rounds, tag, end, report):
             report["problems"].append("browser %d: login answered %s" % (who, status))
             return
         await page.goto(web_ui + "/")
-        await page.get_by_role("tab", name="Arena (battle)").click()
+        await _open_tab(page, "Arena (battle)")
         await _short_answers(page)
         box = page.locator("textarea[placeholder*='Enter your prompt']:visible").first
         new_round = page.get_by_role("button", name=re.compile("New Round")).first

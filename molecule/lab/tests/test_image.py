@@ -147,3 +147,53 @@ def test_streaming_chat_completion_through_the_api_server():
                            "docker logs $(docker ps -q --filter label=fastchat-lab.service=openai-api) 2>&1"],
                           capture_output=True, text=True, check=True).stdout
     assert "Traceback" not in logs, logs[-2000:]
+
+
+STACKS = os.path.join(os.environ.get("MOLECULE_PROJECT_DIRECTORY", "."), "roles", "fastchat_image",
+                      "files", "stacks")
+
+
+def locked(stack, prefix=""):
+    """{name: version} of a venv's hash locks (scripts/lock), the three files together."""
+    result = {}
+    for name in ("lock-build.txt", "lock-torch.txt", "lock.txt"):
+        path = os.path.join(STACKS, stack, prefix + name)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    if line[:1].isalnum() and "==" in line:
+                        package, version = line.split(" ")[0].split("==")
+                        result[normalized(package)] = version
+    return result
+
+
+def normalized(name):
+    return "-".join(part for part in name.replace("_", "-").replace(".", "-").lower().split("-") if part)
+
+
+def frozen(host, image, path, local):
+    """{name: version} of an image venv's freeze.txt; ``local`` (installed from the
+    build context's tree, not an index) must be there as a file:// requirement."""
+    result = {}
+    for line in host.check_output("docker run --rm %s cat %s" % (image, path)).splitlines():
+        if " @ file://" in line:
+            package = normalized(line.split(" @ ")[0])
+            assert package == local, line
+            result[package] = "local"
+        elif "==" in line:
+            package, version = line.split("==")
+            result[normalized(package)] = version
+    assert result.pop(local, None) == "local", (path, local)
+    return result
+
+
+@pytest.mark.parametrize("stack,path,prefix,local", [
+    ("cpu", "/opt/fastchat/freeze.txt", "", "fschat"),
+    ("llamacpp-cpu", "/opt/fastchat/freeze.txt", "", "fschat"),
+    ("llamacpp-cpu", "/opt/llamacpp/freeze.txt", "convert-", "gguf"),
+])
+def test_every_package_in_the_image_is_the_locked_one(host, stack, path, prefix, local):
+    # The image holds exactly what the stack's hash locks list (installed with
+    # --require-hashes), plus FastChat (or gguf) from the build's own tree.
+    image = image_tags(host, stack)[0]
+    assert frozen(host, image, path, local) == locked(stack, prefix)

@@ -596,6 +596,23 @@ def browser_page(playwright):
     return browser, page
 
 
+def open_tab(page, name, seconds=60):
+    """Click the tab ``name`` until the page says it is selected (``aria-selected``): a
+    click that lands while gradio is still wiring the page up is dropped, and a sub-tab of
+    a tab that never opened stays hidden (seen once: the "Judge" click timed out)."""
+    from playwright.sync_api import Error as PlaywrightError, expect
+    tab = page.get_by_role("tab", name=name, exact=True)
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            tab.click(timeout=10000)
+            expect(tab).to_have_attribute("aria-selected", "true", timeout=5000)
+            return
+        except (AssertionError, PlaywrightError):
+            if time.monotonic() > deadline:
+                raise
+
+
 def test_anonymous_battles_voted_in_a_browser_make_the_leaderboard():
     from playwright.sync_api import expect, sync_playwright
 
@@ -606,7 +623,7 @@ def test_anonymous_battles_voted_in_a_browser_make_the_leaderboard():
     with sync_playwright() as playwright:
         browser, page = browser_page(playwright)
         try:
-            page.get_by_role("tab", name="Arena (battle)").click()
+            open_tab(page, "Arena (battle)")
             for pos, vote in enumerate(VOTES):
                 box = page.locator("textarea[placeholder*='Enter your prompt']:visible").first
                 box.fill("Question %d: what is a GPU lab?" % pos)
@@ -675,7 +692,7 @@ def test_anonymous_battles_voted_in_a_browser_make_the_leaderboard():
     with sync_playwright() as playwright:
         browser, page = browser_page(playwright)
         try:
-            page.get_by_role("tab", name="Leaderboard").click()
+            open_tab(page, "Leaderboard")
             # A gradio Dataframe holds two tables: an invisible one (opacity 0) that
             # measures the columns with the first row only, and the one it draws (in
             # svelte-virtual-table-viewport). Read the drawn one, row by row.
@@ -738,13 +755,13 @@ def test_the_judge_asks_the_arenas_own_questions_and_joins_the_leaderboard_tab()
     with sync_playwright() as playwright:
         browser, page = browser_page(playwright)
         try:
-            page.get_by_role("tab", name="Leaderboard").click()
+            open_tab(page, "Leaderboard")
             # The votes' table is still the votes' (the judge never replaces it) ...
             arena = page.locator(
                 "#arena_leaderboard_dataframe svelte-virtual-table-viewport table tbody tr")
             expect(arena).to_have_count(len(ranked), timeout=60000)
             # ... and the judge's sits beside it, one row per model.
-            page.get_by_role("tab", name="Judge").click()
+            open_tab(page, "Judge")
             drawn = page.locator(
                 "#judge_leaderboard_dataframe svelte-virtual-table-viewport table tbody tr")
             expect(drawn).to_have_count(len(MODELS), timeout=60000)
@@ -837,6 +854,52 @@ def test_blind_battles_under_load_show_no_names_and_every_vote_counts():
         api_key=API_KEY, ca_file=CA)
     # At least a battle per browser; the whole report when not (what went unanswered).
     assert report["confirmed"] >= 3, json.dumps(report, indent=1)[:6000]
+
+
+# ---------------------------------------------------------------------------
+# 8b. A supply chain that holds: FastChat's ref moved upstream (or a mirror serves other code)
+# ---------------------------------------------------------------------------
+
+# A copy of the fixture's FastChat repository whose tag v0.2.36 was moved to a new commit.
+MOVE_TAG = """set -eu
+rm -rf /srv/fc-moved /srv/FastChat-moved.git
+git clone -q /fixtures/git/FastChat.git /srv/fc-moved
+cd /srv/fc-moved
+echo 'print("not the reviewed FastChat")' >> fastchat/__init__.py
+git -c user.name=mallory -c user.email=mallory@example.invalid commit -q -am moved
+git tag -f v0.2.36 >/dev/null
+git clone -q --bare /srv/fc-moved /srv/FastChat-moved.git
+git --git-dir=/srv/FastChat-moved.git rev-parse 'v0.2.36^{commit}'
+"""
+
+
+def test_a_fastchat_clone_whose_ref_moved_is_refused_before_any_build():
+    """The first build recorded the commit v0.2.36 resolved to (fastchat_image_fastchat_commit
+    is empty in the rehearsal settings); a source where that tag is another commit is
+    refused with both commits named, and no image, record or service changes."""
+    record_file = "/var/lib/fastchat-lab/image/fastchat-commits.json"
+    record = on("fcl-lab-head", "cat", record_file)
+    first = json.loads(record)["v0.2.36"]
+    moved = on("fcl-lab-head", "sh", "-c", MOVE_TAG).strip()
+    assert re.fullmatch(r"[0-9a-f]{40}", moved) and moved != first
+    images = on("fcl-lab-head", "docker", "images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}")
+    before = snapshot(["fcl-lab-head", "fcl-lab-gpu1"])
+    joining = os.path.join(PROJECT, "molecule", "lab", "inventory", "joining.yml")
+    result = ansible_playbook("-i", joining, "molecule/lab/images.yml",
+                              "-e", "fastchat_image_repo_url=file:///srv/FastChat-moved.git", timeout=900)
+    out = result.stdout + result.stderr
+    with open(os.path.join(OUTPUT, "moved-ref.log"), "w", encoding="utf-8") as fh:
+        fh.write(out)
+    assert result.returncode != 0, out[-5000:]
+    assert ("fastchat_image_fastchat_ref: v0.2.36 from file:///srv/FastChat-moved.git is commit %s, not %s"
+            % (moved, first)) in flat(out), out[-5000:]
+    assert "nothing was built" in flat(out)
+    assert on("fcl-lab-head", "cat", record_file) == record
+    assert on("fcl-lab-head", "docker", "images", "--no-trunc", "--format",
+              "{{.Repository}}:{{.Tag}} {{.ID}}") == images
+    assert snapshot(["fcl-lab-head", "fcl-lab-gpu1"]) == before
+    for secret in SECRETS:
+        assert secret not in out
 
 
 # ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ newline through.
 
 from __future__ import annotations
 
+import decimal
 import math
 import posixpath
 import re
@@ -337,6 +338,9 @@ def pattern(regex, what, fix):
 
 
 version = pattern(VERSION_RE.pattern, "a version", "give a version such as 1.2.3 or 1.1-1")
+commit = pattern(r"[0-9a-f]{40}", "a full commit id (40 lower-case hex digits)",
+                 "give the 40-hex commit the ref must resolve to (git ls-remote URL REF^{}), or '' "
+                 "to record the first one")
 host_name = pattern(HOSTNAME_RE.pattern, "an inventory host name",
                     "give the name of a host of the inventory")
 unix_user = pattern(UNIX_USER_RE.pattern, "a user name",
@@ -621,6 +625,7 @@ SHAPES = {
     "fastchat_image_repo_url": git_url,
     "fastchat_image_llamacpp_repo_url": git_url,
     "fastchat_image_fastchat_ref": git_ref,
+    "fastchat_image_fastchat_commit": optional(commit),
     "fastchat_image_compat_patch": anything,
     "fastchat_image_lab_page_patch": anything,
     "fastchat_image_base_image": image_ref,
@@ -853,13 +858,27 @@ def _plain(value):
     return value
 
 
+def _not_finite(value):
+    """An infinite or NaN number, or a string that Python reads as one ("INF", "nan"):
+    Ansible's int check raises OverflowError on "inf" instead of refusing it."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, str):
+        try:
+            return not decimal.Decimal(value.strip()).is_finite()
+        except (decimal.InvalidOperation, ValueError):
+            return False
+    return False
+
+
 def _spec_problems(where, values, spec, secrets):
     """Types and choices by Ansible's own argument-spec validator, with the role's spec."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
     problems = []
     infinite = sorted(name for name, value in values.items()
-                      if isinstance(value, float) and not math.isfinite(value))
+                      if isinstance(value, float) and _not_finite(value)
+                      or (spec.get(name) or {}).get("type") in ("int", "float") and _not_finite(value))
     for name in infinite:
         problems.append("%s: %s: is not a finite number. Fix: give a plain number." % (where, name))
     known = {name: dict(option) for name, option in spec.items()
