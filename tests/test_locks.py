@@ -36,10 +36,6 @@ def load_lock_tool():
 LOCK = load_lock_tool()
 
 
-def norm(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def read_lock(path):
     """({name: version}, {name: [hash lines]}, header lines) of a lock, checking its form."""
     versions, hashes, header = {}, {}, []
@@ -53,7 +49,7 @@ def read_lock(path):
                 continue
             match = ENTRY.match(line)
             if match:
-                current = norm(match.group(1))
+                current = LOCK.normalize(match.group(1))
                 assert current not in versions, "%s: %s twice" % (where, current)
                 versions[current] = match.group(2)
                 hashes[current] = []
@@ -72,7 +68,7 @@ def pins(path):
         for line in fh:
             match = PIN.match(line.strip())
             if match:
-                result[norm(match.group(1))] = match.group(2)
+                result[LOCK.normalize(match.group(1))] = match.group(2)
     return result
 
 
@@ -135,7 +131,7 @@ def test_each_venv_is_split_into_build_tools_torch_and_the_rest_with_every_pin_h
     for line in wanted:
         name = line.strip()
         if name and not name.startswith("#"):
-            assert norm(name) in everything, (stack, prefix, name)
+            assert LOCK.normalize(name) in everything, (stack, prefix, name)
     # The FastChat venvs hold FastChat's own dependencies too (wavedrom's build needs
     # setuptools-scm; the web UI's stacks gradio); the torch stacks a torch.
     if prefix == "":

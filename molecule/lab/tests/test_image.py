@@ -149,8 +149,22 @@ def test_streaming_chat_completion_through_the_api_server():
     assert "Traceback" not in logs, logs[-2000:]
 
 
-STACKS = os.path.join(os.environ.get("MOLECULE_PROJECT_DIRECTORY", "."), "roles", "fastchat_image",
-                      "files", "stacks")
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", ".")
+STACKS = os.path.join(PROJECT, "roles", "fastchat_image", "files", "stacks")
+
+
+def lock_tool():
+    """scripts/lock as a module: its reader of the locks and its name normalisation."""
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("fastchat_lab_lock",
+                                                  os.path.join(PROJECT, "scripts", "lock"))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
+
+
+LOCK = lock_tool()
 
 
 def locked(stack, prefix=""):
@@ -160,15 +174,8 @@ def locked(stack, prefix=""):
         path = os.path.join(STACKS, stack, prefix + name)
         if os.path.exists(path):
             with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    if line[:1].isalnum() and "==" in line:
-                        package, version = line.split(" ")[0].split("==")
-                        result[normalized(package)] = version
+                result.update(LOCK.versions(fh.read()))
     return result
-
-
-def normalized(name):
-    return "-".join(part for part in name.replace("_", "-").replace(".", "-").lower().split("-") if part)
 
 
 def frozen(host, image, path, local):
@@ -177,12 +184,12 @@ def frozen(host, image, path, local):
     result = {}
     for line in host.check_output("docker run --rm %s cat %s" % (image, path)).splitlines():
         if " @ file://" in line:
-            package = normalized(line.split(" @ ")[0])
+            package = LOCK.normalize(line.split(" @ ")[0])
             assert package == local, line
             result[package] = "local"
         elif "==" in line:
             package, version = line.split("==")
-            result[normalized(package)] = version
+            result[LOCK.normalize(package)] = version
     assert result.pop(local, None) == "local", (path, local)
     return result
 

@@ -858,12 +858,13 @@ def _plain(value):
     return value
 
 
-def _not_finite(value):
-    """An infinite or NaN number, or a string that Python reads as one ("INF", "nan"):
-    Ansible's int check raises OverflowError on "inf" instead of refusing it."""
+def _not_finite(value, option):
+    """An infinite or NaN number, or, for a number option, a string that Python reads as
+    one ("INF", "nan"): Ansible's int check raises OverflowError on "inf" instead of
+    refusing it. For a text option such a string is a name, not a number."""
     if isinstance(value, float):
         return not math.isfinite(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and (option or {}).get("type") in ("int", "float"):
         try:
             return not decimal.Decimal(value.strip()).is_finite()
         except (decimal.InvalidOperation, ValueError):
@@ -876,9 +877,7 @@ def _spec_problems(where, values, spec, secrets):
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
     problems = []
-    infinite = sorted(name for name, value in values.items()
-                      if isinstance(value, float) and _not_finite(value)
-                      or (spec.get(name) or {}).get("type") in ("int", "float") and _not_finite(value))
+    infinite = sorted(name for name, value in values.items() if _not_finite(value, spec.get(name)))
     for name in infinite:
         problems.append("%s: %s: is not a finite number. Fix: give a plain number." % (where, name))
     known = {name: dict(option) for name, option in spec.items()
