@@ -153,6 +153,12 @@ HOSTILE = [
     ("lab_leaderboard_resamples", 10 ** 9, "not a whole number"),
     ("fastchat_image_build_timeout", -1, "not a whole number"),
     ("model_weights_transfer_port", 70000, "not a whole number"),
+    # FastChat's pinned commit: 40 lower-case hex digits, nothing else.
+    ("fastchat_image_fastchat_commit", "v0.2.36", "full commit id"),
+    ("fastchat_image_fastchat_commit", "A" * 40, "full commit id"),
+    ("fastchat_image_fastchat_commit", "a" * 39, "full commit id"),
+    ("fastchat_image_fastchat_commit", "a" * 40 + "\n", "control character"),
+    ("fastchat_image_fastchat_commit", "--upload-pack=id", "full commit id"),
     # A string Python reads as infinity or NaN (Ansible's int check raised OverflowError).
     ("lab_leaderboard_min_battles", "INF", "not a finite number"),
     ("lab_judge_resamples", " -Infinity", "not a finite number"),
@@ -192,6 +198,8 @@ GOOD = [
     # A model named like a number Python reads as NaN is a name, not a number.
     ("lab_judge_model", "nan"),
     ("fastchat_image_fastchat_ref", "0c1e57098bba43ac29e6e3b677cdceebdd22334f"),
+    ("fastchat_image_fastchat_commit", ""),
+    ("fastchat_image_fastchat_commit", "0c1e57098bba43ac29e6e3b677cdceebdd22334f"),
     ("model_weights_git_environment", {"https_proxy": "http://proxy.example.lab:3128",
                                        "GIT_HTTP_LOW_SPEED_TIME": 600}),
     ("docker_daemon_options", {"hosts": ["unix:///var/run/docker.sock"], "debug": True}),
