@@ -123,46 +123,10 @@ def test_a_directory_where_a_file_is_wanted_is_not_replaced(tmp_path):
     assert (tmp_path / "f").is_dir()
 
 
-def playbook_run(tmp_path, files, *extra):
-    """lab_files in a playbook next to a templates/ directory (as a role's task finds its own)."""
-    (tmp_path / "templates").mkdir(exist_ok=True)
-    (tmp_path / "templates" / "conf.j2").write_text(
-        "# {{ ansible_managed }}\n{% for port in ports %}\nport={{ port }}\n{% endfor %}\nname={{ lab_name }}\n")
-    book = tmp_path / "play.yml"
-    book.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "connection": "local",
-                                 "vars": {"ports": [21001, 21002], "lab_name": "GPU lab"},
-                                 "tasks": [{"fastchat_lab.lab.lab_files": {"files": files}}]}]))
-    env = dict(os.environ, PATH="%s:/usr/bin:/bin" % os.path.dirname(sys.executable),
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(book),
-                           "-i", "localhost,", *extra], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
-    document, _end = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{"):])
-    return document["plays"][0]["tasks"][0]["hosts"]["localhost"]
-
-
-def test_a_template_entry_is_rendered_on_the_control_node_as_the_template_action_would(tmp_path):
+def test_a_template_entry_is_refused_as_an_unknown_option(tmp_path):
+    """Templates are written by ansible.builtin.template (the collection README's rule)."""
     dest = tmp_path / "out.conf"
-    files = [{"path": str(dest), "template": "conf.j2", "mode": "0640", "owner": OWNER, "group": GROUP}]
-    first = playbook_run(tmp_path, files, "--diff")
-    assert first["changed"] is True and first["changed_paths"] == [str(dest)], first
-    # trim_blocks as the template action: no blank line where a block tag stood.
-    assert dest.read_text() == "# Ansible managed\nport=21001\nport=21002\nname=GPU lab\n"
-    assert mode(dest) == "0640"
-    assert first["diff"][0]["after"] == dest.read_text()
-    again = playbook_run(tmp_path, files)
-    assert again["changed"] is False, again
-
-
-@pytest.mark.parametrize("entry, words", [
-    ({"content": "x", "template": "conf.j2"}, "give content or template, not both"),
-    ({"state": "directory", "template": "conf.j2"}, "template is only for state file"),
-    ({"template": "no-such.j2"}, "template no-such.j2 not found"),
-])
-def test_a_bad_template_entry_fails_naming_the_entry_and_writes_nothing(tmp_path, entry, words):
-    dest = tmp_path / "out.conf"
-    result = playbook_run(tmp_path, [dict(entry, path=str(dest), mode="0644")])
-    assert result.get("failed") is True and words in result["msg"], result
-    assert "files[0] (%s)" % dest in result["msg"] or "%s:" % dest in result["msg"], result["msg"]
+    result = run([{"path": str(dest), "template": "conf.j2", "mode": "0644"}])
+    assert result.get("failed") is True, result
+    assert "template" in result["msg"] and "Unsupported parameters" in result["msg"], result["msg"]
     assert not dest.exists()

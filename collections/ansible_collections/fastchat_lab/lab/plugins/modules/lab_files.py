@@ -14,10 +14,9 @@ description:
     given content, or nothing at all); list a directory before the files in it. Contents
     are written atomically (a temporary file in the same directory, then a rename).
   - One task instead of one per path, which is most of what a re-run that changes nothing
-    costs (tests/bench/rerun). A file given as O(files[].template) is rendered on the
-    control node by the action plugin of the same name, as C(ansible.builtin.template)
-    would (the role's templates/ directory, the task's variables, C(ansible_managed)),
-    and reaches the module as plain text.
+    costs (tests/bench/rerun). For content computed in the task (a filter's output, a
+    fixed text); a file rendered from a role's template is written with
+    C(ansible.builtin.template) (the collection README says which idiom is for what).
   - Supports check mode (nothing is written; a file under a directory that would be made
     counts as created) and diff mode (one diff per changed path).
   - Not for secrets, as C(--diff) would show their content. Give those their own task
@@ -43,12 +42,6 @@ options:
         default: file
       content:
         description: The whole content of a V(file).
-        type: str
-      template:
-        description:
-          - A template to render as the whole content of a V(file), found like
-            C(ansible.builtin.template)'s C(src) (the role's templates/ directory);
-            instead of O(files[].content).
         type: str
       mode:
         description: Octal mode as a string, e.g. V("0644"); required unless V(absent).
@@ -112,10 +105,7 @@ def check_entries(files):
         state = entry.get("state") or "file"
         if state != "absent" and not MODE.match(entry.get("mode") or ""):
             problems.append("%s: mode must be an octal string such as \"0644\"." % where)
-        if entry.get("template") is not None:
-            problems.append("%s: template is rendered by the lab_files action plugin; run the module "
-                            "through it (fastchat_lab.lab.lab_files)." % where)
-        elif state == "file" and entry.get("content") is None:
+        if state == "file" and entry.get("content") is None:
             problems.append("%s: a file needs its content." % where)
         if state != "file" and entry.get("content") is not None:
             problems.append("%s: content is only for state file." % where)
@@ -208,7 +198,6 @@ def main():
             "path": {"type": "path", "required": True},
             "state": {"type": "str", "choices": ["file", "directory", "absent"], "default": "file"},
             "content": {"type": "str"},
-            "template": {"type": "str"},
             "mode": {"type": "str"},
             "owner": {"type": "str"},
             "group": {"type": "str"},
