@@ -66,8 +66,15 @@ def test_every_role_has_the_settings_entry_point_and_the_gate_runs_it():
     imported = [task["ansible.builtin.import_role"]["name"] for task in gate[0]["tasks"]
                 if "ansible.builtin.import_role" in task]
     assert sorted(imported) == sorted(SPECS)
+    for task in gate[0]["tasks"]:
+        if "ansible.builtin.import_role" in task:
+            # The defaults alone: an entry point with no task, no argument validation task.
+            assert task["ansible.builtin.import_role"]["tasks_from"] == "defaults", task
+            assert task["ansible.builtin.import_role"]["rolespec_validate"] is False, task
     for role in SPECS:
         assert os.path.isfile(os.path.join(ROOT, "roles", role, "tasks", "settings.yml")), role
+        with open(os.path.join(ROOT, "roles", role, "tasks", "defaults.yml"), encoding="utf-8") as handle:
+            assert yaml.safe_load(handle) == [], role
     with open(os.path.join(ROOT, "playbooks", "plan.yml"), encoding="utf-8") as handle:
         assert "import_playbook: settings.yml" in handle.read()
 
