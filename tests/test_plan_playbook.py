@@ -327,3 +327,19 @@ def test_vaulted_settings_are_checked_decrypted_and_never_shown(tmp_path):
     assert "gpu01: lab_firewall_script: '/usr/sbin/iptables' is not a file of the lab's own" in out
     assert "lab_firewall_unit" not in out.split("Check every lab-wide setting")[-1].split("PLAY RECAP")[0]
     assert "hf_secrettoken" not in out
+
+
+def test_a_setting_that_cannot_be_read_is_named_with_the_fix_and_hides_no_other(tmp_path):
+    """A value whose template fails (an undefined variable) is named, the others are still
+    checked, and the secret values are never printed."""
+    root = project_copy(tmp_path)
+    inventory = tmp_path / "no-key.yml"
+    inventory.write_text(NO_KEY_INVENTORY)
+    result = run(root, "playbooks/plan.yml", inventory, tmp_path, cmdline=OPEN_LAB + " " + (
+        "-e '{\"docker_repo_url\": \"{{ no_such_variable_here }}\", \"docker_log_max_size\": \"1x\", "
+        "\"model_weights_hub_token\": \"hf_secret_value_1234\"}'"))
+    out = output(result)
+    assert result.status == "failed", out
+    assert "gpu01: docker_repo_url: cannot be read (" in out and "Fix: correct the variable." in out
+    assert "gpu01: docker_log_max_size: '1x' is not a size such as 100m" in out
+    assert "hf_secret_value_1234" not in out

@@ -58,8 +58,15 @@ MODELS = ["tiny-chat", "tiny-joined", "tiny-qwen", "tiny-remote"]
 
 
 def docker(*args):
-    return subprocess.run(["docker", *args], check=True, capture_output=True,
-                          text=True).stdout
+    """docker's stdout; an exec that runc could not start (a transient "OCI runtime exec
+    failed" of nested Docker on a loaded machine, before the command ran) is tried once more."""
+    for attempt in (1, 2):
+        proc = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+        if proc.returncode == 126 and "OCI runtime exec failed" in proc.stdout + proc.stderr and attempt == 1:
+            time.sleep(2)
+            continue
+        proc.check_returncode()
+        return proc.stdout
 
 
 def on(host, *cmd):

@@ -3,6 +3,13 @@
 # Apache License 2.0
 """Filters of the fastchat_deploy role: its settings' checks and the files it renders."""
 
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.deploy_files import (
+    api_keys_path,
+    deploy_files,
+    restarts,
+    secret_files,
+    web_ui_dir,
+)
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.deploy_settings import (
     api_keys_file,
     deploy_problems,
@@ -17,7 +24,9 @@ DOCUMENTATION = r"""
 name: deploy_problems
 short_description: Every problem of fastchat_deploy's settings (module_utils/deploy_settings.py).
 description:
-  - Also provides C(api_keys_file), C(web_ui_auth_file) (the root-only files),
+  - Also provides C(deploy_files), C(deploy_secret_files), C(deploy_restarts),
+    C(deploy_web_ui_dir) and C(deploy_api_keys_path) (the role's files on a host and the services to restart for them,
+    module_utils/deploy_files.py), C(api_keys_file), C(web_ui_auth_file) (the root-only files),
     C(lab_page) (the web UI's page file, module_utils/lab_page.py render_page) and
     C(lab_conv_templates) (its templates file from the plan's models, render_conv_templates).
 positional: _input
@@ -44,6 +53,11 @@ class FilterModule:
     def filters(self):
         return {
             "deploy_problems": _problems,
+            "deploy_files": deploy_files,
+            "deploy_secret_files": secret_files,
+            "deploy_restarts": restarts,
+            "deploy_web_ui_dir": web_ui_dir,
+            "deploy_api_keys_path": api_keys_path,
             "api_keys_file": api_keys_file,
             "web_ui_auth_file": web_ui_auth_file,
             "lab_page": _page,

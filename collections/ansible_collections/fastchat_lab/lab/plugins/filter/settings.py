@@ -16,7 +16,7 @@ from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_settings impo
     calendar,
     daemon_options,
     git_environment,
-    setting_options,
+    role_options,
     setting_problems,
 )
 
@@ -30,8 +30,9 @@ description:
   - Types and choices are checked by Ansible's argument-spec validator with the role's own
     main spec; shapes (paths, URLs, refs, units, PEM, environment maps, daemon.json) by
     module_utils/lab_settings.py. Secrets (options with no_log) are never shown.
-  - Each role's tasks/settings.yml calls it; playbooks/settings.yml reports every problem of
-    every lab host at once, before any host is changed.
+  - The same check as the action fastchat_lab.lab.lab_settings_check (which the settings
+    gate and each role's settings entry point run), for a task that checks settings again
+    where it uses them (fastchat_image's preflight).
 positional: _input, values, host
 options:
   _input:
@@ -49,19 +50,23 @@ options:
 """
 
 
-def _options(role_path):
-    """The role's settings, from its meta/argument_specs.yml (read once a run)."""
-    path = os.path.join(role_path, "meta", "argument_specs.yml")
-    try:
-        return _read_options(path, os.stat(path).st_mtime_ns)
-    except (OSError, yaml.YAMLError, AttributeError, TypeError) as exc:
-        raise AnsibleFilterError("cannot read the settings of the role at %s: %s" % (role_path, exc))
+def _load_yaml(text):
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 @functools.lru_cache(maxsize=64)
-def _read_options(path, _mtime):
-    with open(path, encoding="utf-8") as handle:
-        return setting_options(yaml.safe_load(handle)["argument_specs"])
+def _read_options(paths, _mtimes):
+    return role_options(paths, _load_yaml)
+
+
+def _many_options(role_paths):
+    """The roles' settings, from their meta/argument_specs.yml (read once a process)."""
+    paths = tuple(role_paths)
+    try:
+        mtimes = tuple(os.stat(os.path.join(path, "meta", "argument_specs.yml")).st_mtime_ns for path in paths)
+        return _read_options(paths, mtimes)
+    except (OSError, yaml.YAMLError, AttributeError, TypeError, KeyError) as exc:
+        raise AnsibleFilterError("cannot read the settings of the roles at %s: %s" % (", ".join(paths), exc))
 
 
 def _guarded(shape, name):
@@ -74,14 +79,6 @@ def _guarded(shape, name):
             raise AnsibleFilterError("%s: %s. Fix: %s." % (name, exc.what, exc.fix)) from None
         return value
     return check
-
-
-def _many_options(role_paths):
-    options = {}
-    for path in role_paths:
-        for name, option in _options(path).items():
-            options.setdefault(name, option)
-    return options
 
 
 def _many_names(role_paths):

@@ -42,9 +42,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard import (
-    compute_leaderboard,
-)
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_logs import (
     Battle,
     find_log_files,
@@ -519,6 +516,11 @@ def judge_result(material: Mapping[str, Any], questions: list[dict[str, Any]],
                  human: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """judge.json: ``models`` (model, rating, ci_low, ci_high, wins, losses, ties),
     ``verdicts``, ``questions``, ``judge``, ``speed``, ``agreement``, ``cost``, ``manifest``."""
+    # Here, not at the top: the leaderboard's fit needs numpy, and the lab_judge role's filter
+    # (judge_manifest_models) imports this module in every Ansible worker that loads a
+    # filter of this collection.
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard import compute_leaderboard
+
     battles, counts = combine(material["pairs"])
     board = compute_leaderboard(battles, seed=settings.seed, resamples=settings.resamples,
                                 min_battles=1)

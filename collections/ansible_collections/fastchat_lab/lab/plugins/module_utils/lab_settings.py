@@ -820,6 +820,19 @@ def _first_block(text, kinds):
     return ""
 
 
+def role_options(role_paths, load_yaml):
+    """The settings of the roles at ROLE_PATHS ({name: option}, the first role's option where
+    two roles share one), from each role's meta/argument_specs.yml read with LOAD_YAML
+    (a callable taking the file's text). Raises OSError or the loader's error."""
+    options = {}
+    for path in role_paths:
+        with open(posixpath.join(path, "meta", "argument_specs.yml"), encoding="utf-8") as handle:
+            specs = load_yaml(handle.read())
+        for name, option in setting_options(specs["argument_specs"]).items():
+            options.setdefault(name, option)
+    return options
+
+
 def setting_options(argument_specs):
     """A role's settings: the options of its main entry point, and the optional ones of its
     other entry points (their required ones are arguments a caller hands over, which no

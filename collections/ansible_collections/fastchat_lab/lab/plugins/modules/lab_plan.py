@@ -70,6 +70,12 @@ plan:
   description: The lab plan; its shape is documented in plugins/module_utils/lab_plan/__init__.py.
   returned: success
   type: dict
+views:
+  description:
+    - Each inventory host's view of the plan (module_utils/lab_plan/views.py), what the lab_plan
+      role gives it as C(lab_plan_current); the head's is the whole plan.
+  returned: success
+  type: dict
 table:
   description: The plan as fixed-width text lines (host, GPUs, model, worker, port, memory).
   returned: success
