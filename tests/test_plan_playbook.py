@@ -343,3 +343,72 @@ def test_a_setting_that_cannot_be_read_is_named_with_the_fix_and_hides_no_other(
     assert "gpu01: docker_repo_url: cannot be read (" in out and "Fix: correct the variable." in out
     assert "gpu01: docker_log_max_size: '1x' is not a size such as 100m" in out
     assert "hf_secret_value_1234" not in out
+
+
+TWO_HOSTS = """
+all:
+  children:
+    fastchat_head:
+      hosts:
+        gpu01:
+    gpu_hosts:
+      hosts:
+        gpu01:
+          ansible_host: 192.0.2.10
+          fastchat_gpus: {count: 4, name: Tesla P40, memory_mib: 23040,
+                          compute_capability: "6.1", driver_version: "515.105.01"}
+          fastchat_workers:
+            - {model: Qwen-7B-Chat, gpus: [1]}
+        gpu02:
+          ansible_host: 192.0.2.11
+          fastchat_gpus: {count: 4, name: Tesla P40, memory_mib: 23040,
+                          compute_capability: "6.1", driver_version: "515.105.01"}
+          fastchat_workers:
+            - {model: Qwen-7B-Chat, gpus: [0], name: qwen-gpu02}
+    bastions:
+      hosts:
+        jump01:
+          ansible_host: 192.0.2.99
+"""
+
+READ_VIEWS = """
+- name: Plan the lab.
+  ansible.builtin.import_playbook: playbooks/plan.yml
+
+- name: Read each host's view of the plan.
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Show what this host's view holds.
+      ansible.builtin.debug:
+        msg: >-
+          VIEW {{ inventory_hostname }}
+          {{ (lab_plan_current.hosts | default({})).keys() | sort | join(',') }}
+          {{ (lab_plan_current.hosts | default({})) | dict2items | selectattr('value.services', 'defined')
+             | map(attribute='key') | sort | join(',') }}
+          {{ 'workers' in (lab_plan_current.summary | default({})) }}
+          {{ lab_plan_current.summary.addresses | default([]) | join(',') }}
+"""
+
+
+def test_each_host_gets_its_view_of_the_plan(tmp_path):
+    root = project_copy(tmp_path)
+    (root / "views.yml").write_text(READ_VIEWS)
+    inventory = tmp_path / "two.yml"
+    inventory.write_text(TWO_HOSTS)
+    result = run(root, "views.yml", inventory, tmp_path, cmdline=OPEN_LAB)
+    out = output(result)
+    assert result.status == "successful", out
+    # The head: every host whole and every worker's name; gpu02: its own entry whole, the
+    # head's address and stacks; the bastion (in no lab group): no plan at all.
+    views = {e["event_data"]["host"]: " ".join(e["event_data"]["res"]["msg"].split())
+             for e in result.events if e["event"] == "runner_on_ok"
+             and e["event_data"]["task"] == "Show what this host's view holds."}
+    # The head: every host whole and every worker's name; gpu02: its own entry whole, of
+    # the head its address and stacks; the bastion (in no lab group): no entry of its own.
+    assert views == {
+        "gpu01": "VIEW gpu01 gpu01,gpu02 gpu01,gpu02 True 192.0.2.10,192.0.2.11",
+        "gpu02": "VIEW gpu02 gpu01,gpu02 gpu02 False 192.0.2.10,192.0.2.11",
+        "jump01": "VIEW jump01 gpu01,gpu02 False 192.0.2.10,192.0.2.11"}, views
+    # Giving out the views changes nothing anywhere.
+    assert changed_tasks(result) == []
