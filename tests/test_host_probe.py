@@ -1,8 +1,10 @@
 """The host_probe module through Ansible (ad-hoc, local connection): one read-only task
 that answers a role's questions about a host."""
 
+import grp
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -43,11 +45,15 @@ def test_files_paths_and_globs(tmp_path):
     })
     assert result["changed"] is False
     paths = result["paths"]
-    assert paths[str(tmp_path / "daemon.json")] == {"exists": True, "type": "file", "mode": "0644", "size": 9}
+    me = (pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name)
+    assert paths[str(tmp_path / "daemon.json")] == {"exists": True, "type": "file", "mode": "0644", "size": 9,
+                                                    "owner": me[0], "group": me[1]}
     assert paths[str(tmp_path / "dir")]["type"] == "directory" and paths[str(tmp_path / "dir")]["mode"] == "0750"
     assert paths[str(tmp_path / "link")]["type"] == "link" and paths[str(tmp_path / "link")]["exists"]
-    assert paths[str(tmp_path / "dangling")] == {"exists": False, "type": "link", "mode": None, "size": None}
-    assert paths[str(tmp_path / "missing")] == {"exists": False, "type": None, "mode": None, "size": None}
+    assert paths[str(tmp_path / "dangling")] == {"exists": False, "type": "link", "mode": None, "size": None,
+                                                 "owner": None, "group": None}
+    assert paths[str(tmp_path / "missing")] == {"exists": False, "type": None, "mode": None, "size": None,
+                                                "owner": None, "group": None}
     assert result["files"] == {str(tmp_path / "daemon.json"): '{"a": 1}\n', str(tmp_path / "missing"): None,
                                str(tmp_path / "big"): None}
     assert result["globbed"] == {str(tmp_path / "pci" / "*" / "vendor"): {

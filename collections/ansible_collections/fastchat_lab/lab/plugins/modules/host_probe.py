@@ -32,7 +32,7 @@ options:
     elements: str
     default: []
   paths:
-    description: Absolute paths whose existence, type and mode are returned.
+    description: Absolute paths whose existence, type, mode, size, owner and group are returned.
     type: list
     elements: path
     default: []
@@ -101,7 +101,7 @@ missing_packages:
   elements: str
   sample: ["docker-compose"]
 paths:
-  description: "{path: {exists, type (file, directory, link, other or null), mode, size}}."
+  description: "{path: {exists, type (file, directory, link, other or null), mode, size, owner, group}} (owner and group by name, or number where they have none)."
   returned: always
   type: dict
 files:
@@ -125,7 +125,9 @@ services:
 
 import fnmatch
 import glob
+import grp
 import os
+import pwd
 import re
 import shutil
 import stat
@@ -252,22 +254,32 @@ def read_text(path):
     return data.decode("utf-8", "replace")
 
 
+def _name(lookup, ident):
+    """A user's or group's name, or its number where it has none."""
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
 def path_state(path):
+    missing = {"exists": False, "type": None, "mode": None, "size": None, "owner": None, "group": None}
     try:
         st = os.lstat(path)
     except OSError:
-        return {"exists": False, "type": None, "mode": None, "size": None}
+        return missing
     if stat.S_ISLNK(st.st_mode):
         kind = "link"
         try:
             st = os.stat(path)
         except OSError:
-            return {"exists": False, "type": "link", "mode": None, "size": None}
+            return dict(missing, type="link")
     else:
         kind = None
     if kind is None:
         kind = "file" if stat.S_ISREG(st.st_mode) else "directory" if stat.S_ISDIR(st.st_mode) else "other"
-    return {"exists": True, "type": kind, "mode": "%04o" % stat.S_IMODE(st.st_mode), "size": st.st_size}
+    return {"exists": True, "type": kind, "mode": "%04o" % stat.S_IMODE(st.st_mode), "size": st.st_size,
+            "owner": _name(pwd.getpwuid, st.st_uid), "group": _name(grp.getgrgid, st.st_gid)}
 
 
 def probe_packages(specs, timeout):
