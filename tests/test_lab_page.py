@@ -842,8 +842,14 @@ def test_the_deploy_role_renders_the_templates_file_with_render_conv_templates()
     with open(os.path.join(ROOT, "roles", "fastchat_deploy", "tasks", "main.yml"),
               encoding="utf-8") as f:
         tasks = f.read()
-    assert ("'/conv_templates.json'" in tasks and "_fastchat_deploy_plan.models | "
-            "fastchat_lab.lab.lab_conv_templates | to_nice_json(indent=2)" in tasks)
+    # The task hands the rendered file to deploy_files, which writes it into the web UI's
+    # directory (tests/test_deploy_files.py).
+    assert ("'conv_templates': _fastchat_deploy_plan.models | fastchat_lab.lab.lab_conv_templates "
+            "| to_nice_json(indent=2)" in " ".join(tasks.split()))
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.deploy_files import deploy_files
+    files = deploy_files("/etc/fastchat-lab", "x", "/logs", {"page": "{}", "conv_templates": "T"}, None)
+    assert {"path": "/etc/fastchat-lab/web-ui/conv_templates.json", "content": "T", "mode": "0644",
+            "owner": "root", "group": "root"} in files
 
 
 # --- the Judge table of the Leaderboard tab ----------------------------------------------
