@@ -21,10 +21,6 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 ARGUMENT_SPEC = {"roles": {"type": "list", "elements": "path", "required": True}}
 
 
-def _load_yaml(text):
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-
-
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -38,7 +34,7 @@ class ActionModule(ActionBase):
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         host = task_vars.get("inventory_hostname", "?")
         try:
-            spec = role_options(args["roles"], _load_yaml)
+            spec = role_options(args["roles"])
         except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
             result.update(failed=True, msg="lab_settings_check: cannot read the roles' settings: %s" % exc)
             return result

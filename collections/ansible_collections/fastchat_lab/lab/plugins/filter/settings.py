@@ -50,13 +50,9 @@ options:
 """
 
 
-def _load_yaml(text):
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-
-
 @functools.lru_cache(maxsize=64)
 def _read_options(paths, _mtimes):
-    return role_options(paths, _load_yaml)
+    return role_options(paths)
 
 
 def _many_options(role_paths):

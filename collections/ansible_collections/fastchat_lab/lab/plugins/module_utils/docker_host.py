@@ -24,25 +24,9 @@ by them and reported as changed. What is left to decide is here:
 
 from __future__ import annotations
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils import openpgp
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.keyring import keyring_reasons
 
 SERVICE = "docker.service"
-
-
-def _key_problem(probe, keyring, fingerprints, mode):
-    """Why the signing key must be fetched again, or None."""
-    content = (probe.get("files") or {}).get(keyring)
-    if not content:
-        return "the signing key %s is missing" % keyring
-    try:
-        openpgp.check(content.encode("utf-8", "surrogateescape"), fingerprints, keyring,
-                      "docker_repo_key_fingerprints")
-    except openpgp.OpenPGPError as exc:
-        return "the signing key %s is not a trusted key (%s)" % (keyring, exc)
-    found_mode = ((probe.get("paths") or {}).get(keyring) or {}).get("mode")
-    if found_mode is not None and found_mode != mode:
-        return "the signing key %s has mode %s, not %s" % (keyring, found_mode, mode)
-    return None
 
 
 def _users_missing(probe, users):
@@ -68,11 +52,11 @@ def needs(probe, wanted, changed=None):
     debian = wanted["os_family"] == "Debian"
     repo = debian and wanted["source"] == "docker_repo"
 
-    key = None
+    key = []
     if repo:
-        key = _key_problem(probe, wanted["keyring"], wanted["key_fingerprints"], wanted.get("key_mode", "0644"))
-        if key:
-            why.append(key)
+        key = keyring_reasons(probe, wanted["keyring"], wanted["key_fingerprints"], "docker_repo_key_fingerprints",
+                              wanted.get("key_mode", "0644"))
+        why.extend(key)
 
     missing = list(probe.get("missing_packages") or [])
     if not debian:

@@ -820,14 +820,17 @@ def _first_block(text, kinds):
     return ""
 
 
-def role_options(role_paths, load_yaml):
+def role_options(role_paths):
     """The settings of the roles at ROLE_PATHS ({name: option}, the first role's option where
-    two roles share one), from each role's meta/argument_specs.yml read with LOAD_YAML
-    (a callable taking the file's text). Raises OSError or the loader's error."""
+    two roles share one), from each role's meta/argument_specs.yml (libyaml's loader where
+    PyYAML has it). Raises OSError or yaml.YAMLError."""
+    import yaml  # on the control node only (the settings gate's action and filter)
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     options = {}
     for path in role_paths:
         with open(posixpath.join(path, "meta", "argument_specs.yml"), encoding="utf-8") as handle:
-            specs = load_yaml(handle.read())
+            specs = yaml.load(handle.read(), Loader=loader)
         for name, option in setting_options(specs["argument_specs"]).items():
             options.setdefault(name, option)
     return options

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils import openpgp
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.keyring import keyring_reasons
 
 
 def _file_reasons(probe, entry):
@@ -39,25 +39,6 @@ def _file_reasons(probe, entry):
     owner = (state.get("owner"), state.get("group"))
     if owner != ("root", "root"):
         reasons.append("%s belongs to %s:%s, not root:root" % (path, owner[0], owner[1]))
-    return reasons
-
-
-def _key_reasons(probe, keyring, fingerprints):
-    state = (probe.get("paths") or {}).get(keyring) or {}
-    content = (probe.get("files") or {}).get(keyring)
-    if not state.get("exists") or not content:
-        return ["the signing key %s is missing" % keyring]
-    try:
-        openpgp.check(content.encode("utf-8", "surrogateescape"), fingerprints, keyring,
-                      "nvidia_container_toolkit_key_fingerprints")
-    except openpgp.OpenPGPError as exc:
-        return ["the signing key %s is not a trusted key (%s)" % (keyring, exc)]
-    reasons = []
-    if state.get("mode") != "0644":
-        reasons.append("the signing key %s has mode %s, not 0644" % (keyring, state.get("mode")))
-    if (state.get("owner"), state.get("group")) != ("root", "root"):
-        reasons.append("the signing key %s belongs to %s:%s, not root:root" % (
-            keyring, state.get("owner"), state.get("group")))
     return reasons
 
 
@@ -88,7 +69,8 @@ def needs(probe, wanted, changed=None):
         missing = list(probe.get("missing_packages") or [])
         if missing:
             install_why.append("packages missing or at another version: %s" % ", ".join(missing))
-        install_why += _key_reasons(probe, wanted["keyring"], wanted["key_fingerprints"])
+        install_why += keyring_reasons(probe, wanted["keyring"], wanted["key_fingerprints"],
+                                       "nvidia_container_toolkit_key_fingerprints", owner=("root", "root"))
         for entry in wanted["apt_files"]:
             install_why += _file_reasons(probe, entry)
     register_why = []
