@@ -112,7 +112,7 @@ def test_filters_are_registered():
     assert set(FilterModule().filters()) == {
         "cuda_repo_distro", "cuda_repo_arch", "cuda_support_problems",
         "cuda_supported_combinations", "cuda_branch_release",
-        "nvidia_loaded_driver", "nvidia_driver_action"}
+        "nvidia_loaded_driver"}
 
 
 PROC_515 = ("NVRM version: NVIDIA UNIX x86_64 Kernel Module  515.105.01  Sat Mar 11 00:47:34 UTC 2023\n"

@@ -47,10 +47,6 @@ def nvidia_loaded_driver(proc_text, smi_text=""):
     return cuda_support.loaded_driver_version(proc_text, smi_text)
 
 
-def nvidia_driver_action(loaded_version, branch, replace_other_branch=False):
-    return cuda_support.driver_action(loaded_version, branch, replace_other_branch)
-
-
 class FilterModule(object):
     def filters(self):
         return {
@@ -60,5 +56,4 @@ class FilterModule(object):
             "cuda_supported_combinations": cuda_supported_combinations,
             "cuda_branch_release": cuda_branch_release,
             "nvidia_loaded_driver": nvidia_loaded_driver,
-            "nvidia_driver_action": nvidia_driver_action,
         }
