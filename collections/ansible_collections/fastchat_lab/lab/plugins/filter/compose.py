@@ -1,17 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: fastchat-lab contributors
 # Apache License 2.0
-"""compose_project: one host's docker compose project from the lab plan;
-compose_container_states: the state of each service's containers, from docker ps;
-compose_bridge_outdated: whether the project's network predates its named bridge."""
+"""compose_project: one host's docker compose project from the lab plan."""
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.compose import (
-    bridge_outdated,
-    container_states,
-    render_compose,
-)
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.compose import render_compose
 
 DOCUMENTATION = r"""
 name: compose_project
@@ -43,5 +37,4 @@ def compose_project(plan, host, options=None):
 
 class FilterModule:
     def filters(self):
-        return {"compose_project": compose_project, "compose_container_states": container_states,
-                "compose_bridge_outdated": bridge_outdated}
+        return {"compose_project": compose_project}

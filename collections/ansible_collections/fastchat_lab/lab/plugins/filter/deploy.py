@@ -6,10 +6,10 @@
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.deploy_files import (
     api_keys_path,
     deploy_files,
-    restarts,
     secret_files,
     web_ui_dir,
 )
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.deploy_host import needs
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.deploy_settings import (
     api_keys_file,
     deploy_problems,
@@ -24,9 +24,10 @@ DOCUMENTATION = r"""
 name: deploy_problems
 short_description: Every problem of fastchat_deploy's settings (module_utils/deploy_settings.py).
 description:
-  - Also provides C(deploy_files), C(deploy_secret_files), C(deploy_restarts),
-    C(deploy_web_ui_dir) and C(deploy_api_keys_path) (the role's files on a host and the services to restart for them,
-    module_utils/deploy_files.py), C(api_keys_file), C(web_ui_auth_file) (the root-only files),
+  - Also provides C(deploy_files), C(deploy_secret_files), C(deploy_web_ui_dir) and
+    C(deploy_api_keys_path) (the role's files on a host, module_utils/deploy_files.py),
+    C(deploy_needs) (whether compose up runs, which services restart, and why,
+    module_utils/deploy_host.py), C(api_keys_file), C(web_ui_auth_file) (the root-only files),
     C(lab_page) (the web UI's page file, module_utils/lab_page.py render_page) and
     C(lab_conv_templates) (its templates file from the plan's models, render_conv_templates).
 positional: _input
@@ -55,7 +56,7 @@ class FilterModule:
             "deploy_problems": _problems,
             "deploy_files": deploy_files,
             "deploy_secret_files": secret_files,
-            "deploy_restarts": restarts,
+            "deploy_needs": needs,
             "deploy_web_ui_dir": web_ui_dir,
             "deploy_api_keys_path": api_keys_path,
             "api_keys_file": api_keys_file,
