@@ -141,3 +141,29 @@ def test_too_little_disk_space_stops_before_the_download(tmp_path, hub):
     with pytest.raises(fw.WeightsError, match="not enough disk space .* Fix: free space"):
         fw.fetch(str(tmp_path / "m"), url, rev, str(tmp_path / "s.json"), 10 ** 9)
     assert not os.path.exists(tmp_path / "m" / "model-1.safetensors")
+
+
+def test_missing_names_the_models_without_a_verified_copy(tmp_path):
+    """The role's probe asks once for all of a host's models: a verified copy of the pinned
+    revision is not missing; no directory, no marker, another revision or a changed file is."""
+    rev, other = "a" * 40, "b" * 40
+    dirs = []
+    for name in ("good", "unverified", "changed"):
+        (tmp_path / name).mkdir()
+        dirs.append(model_dir(tmp_path / name))
+    good, unverified, changed = dirs
+    assert fw.check(good, rev, write_marker=True)["ok"]
+    assert fw.check(changed, rev, write_marker=True)["ok"]
+    write(changed, "model.safetensors", os.urandom(100))
+    models = [("good", good, rev), ("gone", str(tmp_path / "gone"), rev), ("unverified", unverified, rev),
+              ("old", good, other), ("changed", changed, rev)]
+    out = subprocess.run(["python3", HELPER, "missing"] + [a for m in models for a in ["--model"] + list(m)],
+                         capture_output=True, text=True, check=True)
+    answer = json.loads(out.stdout)
+    assert answer["missing"] == ["gone", "unverified", "old", "changed"]
+    assert "does not exist" in answer["problems"]["gone"][0]
+    assert "no verified copy yet" in " ".join(answer["problems"]["unverified"])
+    assert "has revision %s, not %s" % (rev, other) in answer["problems"]["old"]
+    assert "files changed since verified: model.safetensors" in answer["problems"]["changed"]
+    empty = subprocess.run(["python3", HELPER, "missing"], capture_output=True, text=True, check=True)
+    assert json.loads(empty.stdout) == {"missing": [], "problems": {}}

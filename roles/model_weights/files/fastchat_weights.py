@@ -9,6 +9,12 @@ Shipped to the lab's hosts by the model_weights role.
       marker of a verified copy of that revision whose file sizes still match.
       --write-marker records the verified state. Prints JSON; exit 0 when ok.
 
+  fastchat_weights.py missing --model NAME DIR REV [--model NAME DIR REV ...]
+      Which of these models lack a verified copy of their revision here (check
+      with --revision for each)? Prints {"missing": [NAME...], "problems":
+      {NAME: [...]}}; exit 0 whatever it finds (non-zero only when it cannot
+      answer).
+
   fastchat_weights.py fetch DIR --url URL --revision REV --status FILE [--min-free-gb N]
                           [--token-file FILE]
       Clone URL at REV into DIR with git-lfs, resumably: the git objects and
@@ -108,6 +114,18 @@ def check(path, revision=None, write_marker=False):
         result["revision"] = revision
     result["ok"] = not result["problems"]
     return result
+
+
+def missing(models):
+    """{"missing": names lacking a verified copy, "problems": {name: why}} of
+    [(name, dir, revision)], in the order given."""
+    out = {"missing": [], "problems": {}}
+    for name, path, revision in models:
+        state = check(path, revision)
+        if not state["ok"]:
+            out["missing"].append(name)
+            out["problems"][name] = state["problems"]
+    return out
 
 
 def git(args, cwd, env, capture=True):
@@ -256,6 +274,8 @@ def main():
     c.add_argument("dir")
     c.add_argument("--revision")
     c.add_argument("--write-marker", action="store_true")
+    m = sub.add_parser("missing")
+    m.add_argument("--model", nargs=3, action="append", default=[], metavar=("NAME", "DIR", "REV"))
     f = sub.add_parser("fetch")
     f.add_argument("dir")
     f.add_argument("--url", required=True)
@@ -265,6 +285,9 @@ def main():
     f.add_argument("--token-file")
     args = ap.parse_args()
     try:
+        if args.cmd == "missing":
+            print(json.dumps(missing(args.model)))
+            return 0
         if args.cmd == "check":
             result = check(args.dir, args.revision, args.write_marker)
         else:

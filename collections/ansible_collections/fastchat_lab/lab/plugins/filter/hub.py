@@ -4,7 +4,14 @@
 """Filters of the model_weights role: each model's clone URL and the hub settings' checks
 (module_utils/hub.py)."""
 
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.hub import clone_url, hub_problems
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.weights_host import (
+    WeightsProbeError,
+    missing,
+    probe_argv,
+)
 
 DOCUMENTATION = r"""
 name: hub_problems
@@ -12,7 +19,11 @@ short_description: Problems of the hub settings and where the hub token may go (
 description:
   - Returns a list of "all, variable, what, Fix" lines, empty when the hub URL, the models'
     sources and the token's allowed hosts are fine. Also provides C(hub_clone_url)
-    (C(hub_url | fastchat_lab.lab.hub_clone_url(source))).
+    (C(hub_url | fastchat_lab.lab.hub_clone_url(source))), C(weights_probe_commands)
+    (C(helper | fastchat_lab.lab.weights_probe_commands(models, names)): the probe's one
+    question to the weights helper) and C(weights_missing)
+    (C(probe | fastchat_lab.lab.weights_missing(fallback, host)): its answer, the models the
+    host lacks; module_utils/weights_host.py).
 positional: _input
 options:
   _input:
@@ -28,6 +39,14 @@ def _problems(args):
     return hub_problems(args["hub_url"], bool(args["token_set"]), args["token_hosts"], sources)
 
 
+def weights_missing(probe, fallback=None, host=""):
+    try:
+        return missing(probe, fallback, host)
+    except WeightsProbeError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
 class FilterModule:
     def filters(self):
-        return {"hub_problems": _problems, "hub_clone_url": clone_url}
+        return {"hub_problems": _problems, "hub_clone_url": clone_url,
+                "weights_probe_commands": probe_argv, "weights_missing": weights_missing}

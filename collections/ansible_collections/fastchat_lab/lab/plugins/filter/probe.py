@@ -9,8 +9,8 @@ short_description: The names of the commands of a host_probe result that did not
 description:
   - Input is what C(fastchat_lab.lab.host_probe) registered (or a skipped or empty result,
     which has no commands). Returns the names of its commands whose rc is not 0, in the
-    order they were asked. The model_weights role names each weights check after its model,
-    so this is the list of models a host lacks.
+    order they were asked. The fastchat_image role names each image inspect after its stack,
+    so this is the list of stacks whose image a host lacks.
 positional: _input
 options:
   _input:
