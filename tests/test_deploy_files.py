@@ -72,6 +72,8 @@ def test_a_worker_host_restarts_nothing_for_the_head_s_files():
 
 def test_the_role_reads_them_through_its_filters():
     filters = FilterModule().filters()
-    assert filters["deploy_files"] is deploy_files and filters["deploy_secret_files"] is secret_files
+    args = (D, "#!launcher", LOGS, None, "services: {}\n")
+    assert filters["deploy_files"](*args) == deploy_files(*args)
+    assert filters["deploy_secret_files"](D, "k\n", True, None) == secret_files(D, "k\n", True, None)
     assert filters["deploy_web_ui_dir"](D) == D + "/web-ui"
     assert filters["deploy_api_keys_path"](D) == D + "/secrets/api-keys"

@@ -838,7 +838,8 @@ def test_only_the_workers_own_arguments_name_its_template():
 
 def test_the_deploy_role_renders_the_templates_file_with_render_conv_templates():
     from ansible_collections.fastchat_lab.lab.plugins.filter.deploy import FilterModule
-    assert FilterModule().filters()["lab_conv_templates"] is render_conv_templates
+    models = {"Qwen-7B-Chat": {"served_conv_template": "qwen-7b-chat"}, "Tiny": {"served_conv_template": None}}
+    assert FilterModule().filters()["lab_conv_templates"](models) == render_conv_templates(models)
     with open(os.path.join(ROOT, "roles", "fastchat_deploy", "tasks", "main.yml"),
               encoding="utf-8") as f:
         tasks = f.read()

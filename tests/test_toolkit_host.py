@@ -99,5 +99,7 @@ def test_an_el_host_always_runs_the_install_section(host):
     assert result["install"] is True and result["why"] == ["RedHat: dnf checks the repository and packages itself"]
 
 
-def test_the_role_reads_it_through_its_filter():
-    assert FilterModule().filters()["toolkit_needs"] is needs
+def test_the_role_reads_it_through_its_filter(host):
+    probe, wanted = host
+    assert FilterModule().filters()["toolkit_needs"](probe, wanted, {"packages": True}) == needs(
+        probe, wanted, {"packages": True})

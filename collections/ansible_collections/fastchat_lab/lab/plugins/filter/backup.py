@@ -3,8 +3,6 @@
 # Apache License 2.0
 """Filter of the lab_backup role: its settings' checks (module_utils/backup_settings.py)."""
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.backup_settings import backup_problems
-
 DOCUMENTATION = r"""
 name: backup_problems
 short_description: Problems of the lab_backup role's settings (module_utils/backup_settings.py).
@@ -20,6 +18,8 @@ options:
 
 
 def _problems(args):
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.backup_settings import backup_problems
+
     return backup_problems(args["dir"], args["keep"], args["schedule"], args["logs_dir"],
                            args["weights_dir"])
 

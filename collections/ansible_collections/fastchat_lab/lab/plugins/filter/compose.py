@@ -5,8 +5,6 @@
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.compose import render_compose
-
 DOCUMENTATION = r"""
 name: compose_project
 short_description: One host's docker compose project, rendered from the lab plan.
@@ -29,6 +27,8 @@ options:
 
 
 def compose_project(plan, host, options=None):
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.compose import render_compose
+
     try:
         return render_compose(plan, host, options)
     except ValueError as exc:

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils import cuda_support
+
+def _cuda_support():
+    # Imported when a filter is used, not when Ansible loads this file: it loads every filter
+    # file of the collection to find one filter, in every task's worker (collection README).
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils import cuda_support
+
+    return cuda_support
 
 
 def cuda_repo_distro(facts):
@@ -17,34 +23,34 @@ def cuda_repo_distro(facts):
     # RHEL clones and CentOS report their own name; what matters is EL's major.
     if facts.get("os_family") == "RedHat" and name.lower() not in ("redhat", "rocky", "almalinux", "centos"):
         name = "redhat"
-    return cuda_support.repo_distro(name, facts.get("distribution_major_version", "")) or ""
+    return _cuda_support().repo_distro(name, facts.get("distribution_major_version", "")) or ""
 
 
 def cuda_repo_arch(architecture):
     """NVIDIA's architecture directory ("x86_64", "sbsa"); "" when unknown."""
-    return cuda_support.repo_arch(architecture) or ""
+    return _cuda_support().repo_arch(architecture) or ""
 
 
 def cuda_support_problems(distro, cuda_version=None, driver_branch=None, extra=None):
     try:
-        return cuda_support.support_problems(distro or None, cuda_version, driver_branch, extra)
+        return _cuda_support().support_problems(distro or None, cuda_version, driver_branch, extra)
     except ValueError as exc:
         raise AnsibleFilterError(str(exc))
 
 
 def cuda_supported_combinations(extra=None):
     try:
-        return cuda_support.supported_combinations(extra)
+        return _cuda_support().supported_combinations(extra)
     except ValueError as exc:
         raise AnsibleFilterError(str(exc))
 
 
 def cuda_branch_release(branch):
-    return cuda_support.branch_cuda(branch) or ""
+    return _cuda_support().branch_cuda(branch) or ""
 
 
 def nvidia_loaded_driver(proc_text, smi_text=""):
-    return cuda_support.loaded_driver_version(proc_text, smi_text)
+    return _cuda_support().loaded_driver_version(proc_text, smi_text)
 
 
 class FilterModule(object):

@@ -3,22 +3,7 @@
 # Apache License 2.0
 """Filters of the fastchat_deploy role: its settings' checks and the files it renders."""
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.deploy_files import (
-    api_keys_path,
-    deploy_files,
-    secret_files,
-    web_ui_dir,
-)
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.deploy_host import needs
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.deploy_settings import (
-    api_keys_file,
-    deploy_problems,
-    web_ui_auth_file,
-)
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_page import (
-    render_conv_templates,
-    render_page,
-)
+from importlib import import_module
 
 DOCUMENTATION = r"""
 name: deploy_problems
@@ -40,27 +25,36 @@ options:
 """
 
 
+def _lazy(module, name):
+    def call(*args, **kwargs):
+    # Imported when a filter is used, not when Ansible loads this file: it loads every filter
+    # file of the collection to find one filter, in every task's worker (collection README).
+        return getattr(import_module("ansible_collections.fastchat_lab.lab.plugins.module_utils." + module), name)(*args, **kwargs)
+    call.__name__ = name
+    return call
+
+
 def _problems(args):
-    return deploy_problems(**args)
+    return _lazy("deploy_settings", "deploy_problems")(**args)
 
 
 def _page(page, models, lab_name):
     # The models are checked (descriptions of served models only) but not named in the
     # texts: a model added to the lab then changes no page and restarts no web UI.
-    return render_page(page, list(models), lab_name, name_models=False)
+    return _lazy("lab_page", "render_page")(page, list(models), lab_name, name_models=False)
 
 
 class FilterModule:
     def filters(self):
         return {
             "deploy_problems": _problems,
-            "deploy_files": deploy_files,
-            "deploy_secret_files": secret_files,
-            "deploy_needs": needs,
-            "deploy_web_ui_dir": web_ui_dir,
-            "deploy_api_keys_path": api_keys_path,
-            "api_keys_file": api_keys_file,
-            "web_ui_auth_file": web_ui_auth_file,
+            "deploy_files": _lazy("deploy_files", "deploy_files"),
+            "deploy_secret_files": _lazy("deploy_files", "secret_files"),
+            "deploy_needs": _lazy("deploy_host", "needs"),
+            "deploy_web_ui_dir": _lazy("deploy_files", "web_ui_dir"),
+            "deploy_api_keys_path": _lazy("deploy_files", "api_keys_path"),
+            "api_keys_file": _lazy("deploy_settings", "api_keys_file"),
+            "web_ui_auth_file": _lazy("deploy_settings", "web_ui_auth_file"),
             "lab_page": _page,
-            "lab_conv_templates": render_conv_templates,
+            "lab_conv_templates": _lazy("lab_page", "render_conv_templates"),
         }

@@ -3,8 +3,6 @@
 # Apache License 2.0
 """Filter of the docker role: what it must do on one host, and why (module_utils/docker_host.py)."""
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.docker_host import needs
-
 DOCUMENTATION = r"""
 name: docker_needs
 short_description: What the docker role must do on one host, and why (module_utils/docker_host.py).
@@ -29,6 +27,12 @@ options:
 """
 
 
+def docker_needs(probe, wanted, changed=None):
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.docker_host import needs
+
+    return needs(probe, wanted, changed)
+
+
 class FilterModule:
     def filters(self):
-        return {"docker_needs": needs}
+        return {"docker_needs": docker_needs}

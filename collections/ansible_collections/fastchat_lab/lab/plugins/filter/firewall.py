@@ -6,12 +6,6 @@ host's checks and the rules its script applies."""
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.firewall import (
-    firewall_rules,
-    host_problems,
-    probe_request,
-    settings_problems,
-)
 
 DOCUMENTATION = r"""
 name: lab_firewall_rules
@@ -29,19 +23,31 @@ options:
 """
 
 
+def _firewall():
+    # Imported when a filter is used, not when Ansible loads this file: it loads every filter
+    # file of the collection to find one filter, in every task's worker (collection README).
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils import firewall
+
+    return firewall
+
+
 def _rules(args):
     try:
-        return firewall_rules(**args)
+        return _firewall().firewall_rules(**args)
     except ValueError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
 
 def _problems(args):
-    return settings_problems(**args)
+    return _firewall().settings_problems(**args)
 
 
 def _host_problems(probe, where, script, unit):
-    return host_problems(where, script, unit, probe)
+    return _firewall().host_problems(where, script, unit, probe)
+
+
+def _probe_request(*args, **kwargs):
+    return _firewall().probe_request(*args, **kwargs)
 
 
 class FilterModule:
@@ -50,5 +56,5 @@ class FilterModule:
             "lab_firewall_rules": _rules,
             "lab_firewall_problems": _problems,
             "lab_firewall_host_problems": _host_problems,
-            "lab_firewall_probe_request": probe_request,
+            "lab_firewall_probe_request": _probe_request,
         }

@@ -5,8 +5,6 @@
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.front_door import front_door
-
 DOCUMENTATION = r"""
 name: front_door
 short_description: The lab's front door as the nginx template prints it (module_utils/front_door.py).
@@ -26,6 +24,8 @@ options:
 
 
 def _front_door(services):
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.front_door import front_door
+
     try:
         return front_door(services)
     except (KeyError, TypeError, ValueError) as exc:

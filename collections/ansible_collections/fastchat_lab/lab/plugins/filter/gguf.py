@@ -5,7 +5,13 @@
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils import gguf
+
+def _gguf():
+    # Imported when a filter is used, not when Ansible loads this file: it loads every filter
+    # file of the collection to find one filter, in every task's worker (collection README).
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils import gguf
+
+    return gguf
 
 DOCUMENTATION = r"""
 name: gguf_files
@@ -27,27 +33,28 @@ options:
 """
 
 
-def _wrap(function):
+def _wrap(name):
     def call(*args, **kwargs):
+        gguf = _gguf()
         try:
-            return function(*args, **kwargs)
+            return getattr(gguf, name)(*args, **kwargs)
         except gguf.GgufPlanError as exc:
             raise AnsibleFilterError(str(exc)) from exc
     return call
 
 
 def _image(images, image_refs):
-    return list(gguf.pick_image(images, image_refs))
+    return list(_wrap("pick_image")(images, image_refs))
 
 
 class FilterModule:
     def filters(self):
         return {
-            "gguf_files": _wrap(gguf.gguf_files),
-            "gguf_probe_commands": _wrap(gguf.probe_commands),
-            "gguf_probe_state": _wrap(gguf.probe_state),
-            "gguf_check_argv": _wrap(gguf.check_argv),
-            "gguf_install_argv": _wrap(gguf.install_argv),
-            "gguf_image": _wrap(_image),
-            "gguf_make_argv": _wrap(gguf.make_argv),
+            "gguf_files": _wrap("gguf_files"),
+            "gguf_probe_commands": _wrap("probe_commands"),
+            "gguf_probe_state": _wrap("probe_state"),
+            "gguf_check_argv": _wrap("check_argv"),
+            "gguf_install_argv": _wrap("install_argv"),
+            "gguf_image": _image,
+            "gguf_make_argv": _wrap("make_argv"),
         }

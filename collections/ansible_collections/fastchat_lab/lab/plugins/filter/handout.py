@@ -6,7 +6,13 @@ paths the serving host lists, for the weights, the GGUF files and the image arch
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils import handout
+
+def _handout():
+    # Imported when a filter is used, not when Ansible loads this file: it loads every filter
+    # file of the collection to find one filter, in every task's worker (collection README).
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils import handout
+
+    return handout
 
 DOCUMENTATION = r"""
 name: handout_items
@@ -27,10 +33,11 @@ options:
 """
 
 
-def _wrap(function):
+def _wrap(name):
     def call(*args, **kwargs):
+        handout = _handout()
         try:
-            return function(*args, **kwargs)
+            return getattr(handout, name)(*args, **kwargs)
         except handout.HandoutError as exc:
             raise AnsibleFilterError(str(exc)) from exc
     return call
@@ -39,6 +46,6 @@ def _wrap(function):
 class FilterModule:
     def filters(self):
         return {
-            "handout_items": _wrap(handout.items),
-            "handout_paths": _wrap(handout.served_paths),
+            "handout_items": _wrap("items"),
+            "handout_paths": _wrap("served_paths"),
         }

@@ -6,12 +6,6 @@
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.hub import clone_url, hub_problems
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.weights_host import (
-    WeightsProbeError,
-    missing,
-    probe_argv,
-)
 
 DOCUMENTATION = r"""
 name: hub_problems
@@ -34,19 +28,42 @@ options:
 """
 
 
+def _hub():
+    # Imported when a filter is used, not when Ansible loads this file: it loads every filter
+    # file of the collection to find one filter, in every task's worker (collection README).
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils import hub
+
+    return hub
+
+
+def _weights():
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils import weights_host
+
+    return weights_host
+
+
 def _problems(args):
     sources = {name: (entry or {}).get("source") for name, entry in (args["models"] or {}).items()}
-    return hub_problems(args["hub_url"], bool(args["token_set"]), args["token_hosts"], sources)
+    return _hub().hub_problems(args["hub_url"], bool(args["token_set"]), args["token_hosts"], sources)
+
+
+def hub_clone_url(hub_url, source):
+    return _hub().clone_url(hub_url, source)
+
+
+def weights_probe_commands(helper, models, names):
+    return _weights().probe_argv(helper, models, names)
 
 
 def weights_missing(probe, fallback=None, host=""):
+    weights = _weights()
     try:
-        return missing(probe, fallback, host)
-    except WeightsProbeError as exc:
+        return weights.missing(probe, fallback, host)
+    except weights.WeightsProbeError as exc:
         raise AnsibleFilterError(str(exc))
 
 
 class FilterModule:
     def filters(self):
-        return {"hub_problems": _problems, "hub_clone_url": clone_url,
-                "weights_probe_commands": probe_argv, "weights_missing": weights_missing}
+        return {"hub_problems": _problems, "hub_clone_url": hub_clone_url,
+                "weights_probe_commands": weights_probe_commands, "weights_missing": weights_missing}

@@ -3,8 +3,6 @@
 # Apache License 2.0
 """Filters of the lab_judge role (module_utils/judge.py)."""
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.judge import manifest_models
-
 DOCUMENTATION = r"""
 name: judge_manifest_models
 short_description: What the judge's manifest says of each planned model.
@@ -20,6 +18,12 @@ options:
 """
 
 
+def judge_manifest_models(models):
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.judge import manifest_models
+
+    return manifest_models(models)
+
+
 class FilterModule:
     def filters(self):
-        return {"judge_manifest_models": manifest_models}
+        return {"judge_manifest_models": judge_manifest_models}

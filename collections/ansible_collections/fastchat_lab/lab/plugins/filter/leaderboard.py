@@ -4,11 +4,6 @@
 """Filters of the lab_leaderboard role: its settings' checks and the backups retention
 removes (module_utils/leaderboard_settings.py)."""
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_settings import (
-    backups_to_remove,
-    leaderboard_settings,
-)
-
 DOCUMENTATION = r"""
 name: leaderboard_settings
 short_description: The lab_leaderboard settings, checked (module_utils/leaderboard_settings.py).
@@ -27,12 +22,20 @@ options:
 
 
 def _settings(values):
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_settings import leaderboard_settings
+
     return leaderboard_settings(values.get("daily_cap"), values.get("keep_backups"))
+
+
+def _backups_to_remove(paths, keep):
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_settings import backups_to_remove
+
+    return backups_to_remove(paths, keep)
 
 
 class FilterModule:
     def filters(self):
         return {
             "leaderboard_settings": _settings,
-            "leaderboard_backups_to_remove": backups_to_remove,
+            "leaderboard_backups_to_remove": _backups_to_remove,
         }

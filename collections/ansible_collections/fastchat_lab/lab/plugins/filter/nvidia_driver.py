@@ -6,8 +6,6 @@
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.nvidia_driver_host import needs
-
 DOCUMENTATION = r"""
 name: nvidia_driver_needs
 short_description: What the nvidia_driver role must do on one host, and why (module_utils/nvidia_driver_host.py).
@@ -34,6 +32,10 @@ options:
 
 
 def nvidia_driver_needs(probe, wanted, changed=None):
+    # Imported when a filter is used, not when Ansible loads this file: it loads every filter
+    # file of the collection to find one filter, in every task's worker (collection README).
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.nvidia_driver_host import needs
+
     try:
         return needs(probe, wanted, changed)
     except ValueError as exc:

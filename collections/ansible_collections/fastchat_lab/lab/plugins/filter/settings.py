@@ -10,15 +10,6 @@ import os
 import yaml
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_settings import (
-    Problem,
-    UNSET,
-    calendar,
-    daemon_options,
-    git_environment,
-    role_options,
-    setting_problems,
-)
 
 DOCUMENTATION = r"""
 name: setting_problems
@@ -50,9 +41,17 @@ options:
 """
 
 
+def _settings():
+    # Imported when a filter is used, not when Ansible loads this file: it loads every filter
+    # file of the collection to find one filter, in every task's worker (collection README).
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils import lab_settings
+
+    return lab_settings
+
+
 @functools.lru_cache(maxsize=64)
 def _read_options(paths, _mtimes):
-    return role_options(paths)
+    return _settings().role_options(paths)
 
 
 def _many_options(role_paths):
@@ -69,9 +68,10 @@ def _guarded(shape, name):
     """A value that a template or a task hands on (a unit line, git's environment), checked
     again where it is used: a value that slipped past the gate still never becomes code."""
     def check(value):
+        settings = _settings()
         try:
-            shape(value)
-        except Problem as exc:
+            getattr(settings, shape)(value)
+        except settings.Problem as exc:
             raise AnsibleFilterError("%s: %s. Fix: %s." % (name, exc.what, exc.fix)) from None
         return value
     return check
@@ -83,8 +83,9 @@ def _many_names(role_paths):
 
 def _many_problems(role_paths, values, host):
     spec = _many_options(role_paths)
-    given = {name: value for name, value in zip(spec, values) if value != UNSET}
-    return setting_problems(given, spec, host)
+    settings = _settings()
+    given = {name: value for name, value in zip(spec, values) if value != settings.UNSET}
+    return settings.setting_problems(given, spec, host)
 
 
 def _names(role_path):
@@ -102,7 +103,7 @@ class FilterModule:
             "setting_names": _names,
             "lab_setting_names": _many_names,
             "lab_setting_problems": _many_problems,
-            "calendar_checked": _guarded(calendar, "OnCalendar"),
-            "git_environment_checked": _guarded(git_environment, "git's environment"),
-            "daemon_options_checked": _guarded(daemon_options, "docker_daemon_options"),
+            "calendar_checked": _guarded("calendar", "OnCalendar"),
+            "git_environment_checked": _guarded("git_environment", "git's environment"),
+            "daemon_options_checked": _guarded("daemon_options", "docker_daemon_options"),
         }

@@ -4,8 +4,6 @@
 """Filter of the nvidia_container_toolkit role: what it must do on one host, and why
 (module_utils/toolkit_host.py)."""
 
-from ansible_collections.fastchat_lab.lab.plugins.module_utils.toolkit_host import needs
-
 DOCUMENTATION = r"""
 name: toolkit_needs
 short_description: What the nvidia_container_toolkit role must do on one host, and why.
@@ -29,6 +27,12 @@ options:
 """
 
 
+def toolkit_needs(probe, wanted, changed=None):
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.toolkit_host import needs
+
+    return needs(probe, wanted, changed)
+
+
 class FilterModule:
     def filters(self):
-        return {"toolkit_needs": needs}
+        return {"toolkit_needs": toolkit_needs}
