@@ -40,8 +40,7 @@ def two_host_lab():
 
 def test_no_mount_lets_docker_make_a_missing_source():
     plan = plan_of(*reference_lab())
-    project = render_compose(plan, "gpu01", {"images": IMAGES, "api_keys_file": "/etc/k",
-                                             "web_ui_dir": "/etc/w"})
+    project = render_compose(plan, "gpu01", {"images": IMAGES})
     mounts = [m for svc in project["services"].values() for m in svc["volumes"]]
     assert len(mounts) >= len(project["services"]) + 3
     for mount in mounts:
@@ -100,15 +99,22 @@ def test_head_and_workers_of_the_reference_lab():
 
 
 def test_a_web_ui_with_logins_refuses_to_start_without_them():
-    plan = plan_of(*reference_lab())
-    project = render_compose(plan, "gpu01", {"images": IMAGES, "web_ui_login": True,
-                                             "logs_dir": "/data/votes", "log_days": 3})
+    hosts, groups = reference_lab()
+    # The host paths are the plan's: the deploy directory and the arena's logs.
+    plan = plan_of(hosts, groups, settings={"logs_dir": "/data/votes", "deploy_dir": "/srv/lab/deploy"})
+    project = render_compose(plan, "gpu01", {"images": IMAGES, "web_ui_login": True, "log_days": 3})
     web = project["services"]["web-ui"]
     assert web["environment"]["FASTCHAT_LAB_REQUIRE_LOGIN"] == "1"
     assert {"type": "bind", "source": "/data/votes", "target": "/logs",
             "bind": {"create_host_path": False}} in web["volumes"]
     assert {svc["environment"]["FASTCHAT_LAB_LOG_DAYS"]
             for svc in project["services"].values()} == {"3"}
+    assert bind("/srv/lab/deploy/web-ui", "/opt/fastchat-lab/web-ui") in web["volumes"]
+    assert bind("/srv/lab/deploy/secrets/api-keys", "/opt/fastchat-lab/secrets/api-keys") in \
+        project["services"]["openai-api"]["volumes"]
+    for svc in project["services"].values():
+        assert bind("/srv/lab/deploy/launch.py", LAUNCHER) in svc["volumes"]
+        assert not any(m["source"].startswith("/etc/") for m in svc["volumes"]), svc["volumes"]
 
 
 def test_a_second_gpu_host_waits_for_the_head_controller():
@@ -132,8 +138,8 @@ def test_options_bind_addresses_open_api_and_local_weights():
         "tls": False, "api_bind": "127.0.0.1", "web_ui_bind": "10.1.2.3"})
     assert plan["models"]["Qwen-7B-Chat"]["host_path"] == "/data/Qwen-7B-Chat"
     assert plan["summary"]["api_url"] == "http://192.0.2.10:8000/v1"
-    project = render_compose(plan, "gpu01", {"images": IMAGES, "api_keys_file": None,
-                                             "web_ui_dir": None})
+    project = render_compose(plan, "gpu01", {"images": IMAGES, "api_keys": False,
+                                             "web_ui_files": False})
     svcs = project["services"]
     assert svcs["openai-api"]["ports"] == ["127.0.0.1:8000:8000"]
     assert svcs["web-ui"]["ports"] == ["10.1.2.3:7860:7860"]

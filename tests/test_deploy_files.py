@@ -76,4 +76,3 @@ def test_the_role_reads_them_through_its_filters():
     assert filters["deploy_files"](*args) == deploy_files(*args)
     assert filters["deploy_secret_files"](D, "k\n", True, None) == secret_files(D, "k\n", True, None)
     assert filters["deploy_web_ui_dir"](D) == D + "/web-ui"
-    assert filters["deploy_api_keys_path"](D) == D + "/secrets/api-keys"

@@ -82,7 +82,7 @@ def test_reference_lab_plan():
         "gpu_hosts": ["gpu01"], "hosts": ["gpu01"],
         "addresses": ["192.0.2.10"], "named_addresses": [], "stacks": ["cpu", "cuda117"],
         "weights_dir": "/srv/fastchat-lab/models", "logs_dir": "/var/lib/fastchat-lab/logs",
-        "models_dir": "/models", "rehearsal": False,
+        "deploy_dir": "/etc/fastchat-lab", "models_dir": "/models", "rehearsal": False,
         "llamacpp": {"commit": "0c1e57098bba43ac29e6e3b677cdceebdd22334f", "cuda_archs": [],
                      "gguf_dir": "/srv/fastchat-lab/models/.gguf"}}
     assert plan["models"]["Qwen-7B-Chat"]["container_path"] == "/models/Qwen-7B-Chat"
@@ -703,6 +703,16 @@ HOSTILE = {
     "logs_dir_holding_the_weights": (
         lambda hosts, groups: None, setting(logs_dir="/srv/fastchat-lab"),
         ["all: fastchat_logs_dir: '/srv/fastchat-lab' and fastchat_weights_dir"]),
+    "deploy_dir_relative": (
+        lambda hosts, groups: None, setting(deploy_dir="etc/fastchat-lab"),
+        ["all: fastchat_deploy_dir: 'etc/fastchat-lab' is not an absolute path"]),
+    "deploy_dir_with_a_space": (
+        lambda hosts, groups: None, setting(deploy_dir="/etc/fastchat lab"),
+        ["all: fastchat_deploy_dir: '/etc/fastchat lab' has characters"]),
+    "deploy_dir_inside_the_weights": (
+        lambda hosts, groups: None, setting(deploy_dir="/srv/fastchat-lab/models/deploy"),
+        ["all: fastchat_deploy_dir: '/srv/fastchat-lab/models/deploy' and fastchat_weights_dir "
+         "'/srv/fastchat-lab/models' overlap"]),
     "models_dir_is_the_venv": (
         lambda hosts, groups: None, setting(models_dir="/opt/fastchat/venv"),
         ["all: fastchat_models_dir: '/opt/fastchat/venv' is a directory the FastChat image"]),

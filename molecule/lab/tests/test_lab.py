@@ -37,6 +37,8 @@ API_KEY = "fcl-lab-key-27182818"
 LOGIN = ("tester", "fcl-lab-pass-31415")
 HUB_TOKEN = "fcl-secret-token-4711"
 SECRETS = (API_KEY, LOGIN[1], HUB_TOKEN)
+# The lab's directory on the hosts (fastchat_deploy_dir in inventory/group_vars/all/lab.yml).
+DEPLOY = "/srv/fastchat-lab/deploy"
 CA = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"),
                   "fastchat-lab-ca", "ca.crt")
 PUBLIC_ARENA = ("200K+", "lmsys", "LMSYS", "Bard is offered", "CC-BY", "discord", "Discord",
@@ -172,7 +174,7 @@ def test_no_key_or_password_in_the_process_list_or_the_compose_file(host):
     if host.backend.get_hostname() == "fcl-lab-head":
         assert "fastchat.serve.openai_api_server" in out
         assert "--gradio-auth-path" not in out  # the launcher adds it in the process
-    compose = host.file("/etc/fastchat-lab/compose.yaml").content_string
+    compose = host.file(DEPLOY + "/compose.yaml").content_string
     for secret in SECRETS:
         assert secret not in out and secret not in compose
 
@@ -209,12 +211,13 @@ def test_no_secret_in_any_container_log_or_file(host):
 def test_the_secret_files_are_readable_by_root_only(host):
     if host.backend.get_hostname() != "fcl-lab-head":
         pytest.skip("the API server and the web UI run on the head")
-    for path in ("/etc/fastchat-lab/secrets/api-keys", "/etc/fastchat-lab/web-ui/auth",
-                 "/etc/fastchat-lab/tls/server.key"):
-        f = host.file(path)
+    for path in ("/secrets/api-keys", "/web-ui/auth", "/tls/server.key"):
+        f = host.file(DEPLOY + path)
         assert f.user == "root" and f.mode == 0o600, path
-    assert host.file("/etc/fastchat-lab").mode == 0o700
-    assert host.file("/etc/fastchat-lab/web-ui/auth").content_string == "%s:%s\n" % LOGIN
+    assert host.file(DEPLOY).mode == 0o700
+    assert host.file(DEPLOY + "/web-ui/auth").content_string == "%s:%s\n" % LOGIN
+    # Nothing of the lab at the default place: every role took the plan's directory.
+    assert not host.file("/etc/fastchat-lab").exists
 
 
 # ---------------------------------------------------------------------------

@@ -9,8 +9,8 @@ DOCUMENTATION = r"""
 name: deploy_problems
 short_description: Every problem of fastchat_deploy's settings (module_utils/deploy_settings.py).
 description:
-  - Also provides C(deploy_files), C(deploy_secret_files), C(deploy_web_ui_dir) and
-    C(deploy_api_keys_path) (the role's files on a host, module_utils/deploy_files.py),
+  - Also provides C(deploy_files), C(deploy_secret_files) and C(deploy_web_ui_dir) (the
+    role's files on a host, module_utils/deploy_files.py),
     C(deploy_needs) (whether compose up runs, which services restart, and why,
     module_utils/deploy_host.py), C(api_keys_file), C(web_ui_auth_file) (the root-only files),
     C(lab_page) (the web UI's page file, module_utils/lab_page.py render_page) and
@@ -52,7 +52,6 @@ class FilterModule:
             "deploy_secret_files": _lazy("deploy_files", "secret_files"),
             "deploy_needs": _lazy("deploy_host", "needs"),
             "deploy_web_ui_dir": _lazy("deploy_files", "web_ui_dir"),
-            "deploy_api_keys_path": _lazy("deploy_files", "api_keys_path"),
             "api_keys_file": _lazy("deploy_settings", "api_keys_file"),
             "web_ui_auth_file": _lazy("deploy_settings", "web_ui_auth_file"),
             "lab_page": _page,

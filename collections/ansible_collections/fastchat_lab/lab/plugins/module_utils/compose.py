@@ -19,6 +19,8 @@ role, mounted read-only at ``LAUNCHER``), which
 
 from __future__ import annotations
 
+from ansible_collections.fastchat_lab.lab.plugins.module_utils import deploy_files
+
 LAUNCHER = "/opt/fastchat-lab/launch.py"
 # The API server's keys, one per line, mounted read-only from a root-only host file.
 API_KEYS_FILE = "/opt/fastchat-lab/secrets/api-keys"
@@ -36,16 +38,15 @@ DEFAULT_OPTIONS = {
     "project": "fastchat-lab",
     # {stack: image reference}; every stack a host's services use must be there.
     "images": {},
-    # Host path of the launcher script (copied there by the fastchat_deploy role).
-    "launcher": "/etc/fastchat-lab/launch.py",
-    # Host file with the API server's keys, one per line (root-only), mounted read-only;
-    # None: an open API.
-    "api_keys_file": "/etc/fastchat-lab/secrets/api-keys",
-    # Host directory with the web UI's files (page, login, leaderboard); None: none.
-    "web_ui_dir": "/etc/fastchat-lab/web-ui",
-    # Host directory for the web UI's conversation and vote logs, bind-mounted: no compose
-    # project owns it, so neither `docker compose down -v` nor a volume prune removes it.
-    "logs_dir": "/var/lib/fastchat-lab/logs",
+    # The host paths come from the plan: the launcher, the API keys file and the web UI's
+    # files in the lab's directory (summary.deploy_dir, where the fastchat_deploy role
+    # writes them: module_utils/deploy_files.py names each), the arena's logs in
+    # summary.logs_dir (bind-mounted: no compose project owns it, so neither `docker
+    # compose down -v` nor a volume prune removes it).
+    # The API server has keys: their root-only file is mounted read-only (False: an open API).
+    "api_keys": True,
+    # The web UI's files (page, login, leaderboard) are mounted (False: none).
+    "web_ui_files": True,
     # The web UI has logins: it must not start without its logins file (fail closed).
     "web_ui_login": False,
     # Days of FastChat's own daily log files kept (the hardening patch prunes the rest).
@@ -126,7 +127,8 @@ def render_compose(plan, host, options=None):
         raise ValueError("%s: no image for stack(s) %s. Fix: build the images first "
                          "(fastchat_image role)." % (host, ", ".join(missing)))
     controller_url = plan["summary"]["controller_address"]
-    launcher_mount = _bind(opts["launcher"], LAUNCHER)
+    deploy_dir = plan["summary"]["deploy_dir"]
+    launcher_mount = _bind(deploy_files.launcher_path(deploy_dir), LAUNCHER)
     services = {}
     controller_here = [s["name"] for s in host_plan["services"] if s["kind"] == "controller"]
     quick = opts["docker_api_version"] is not None and _api_at_least(opts["docker_api_version"],
@@ -157,12 +159,12 @@ def render_compose(plan, host, options=None):
         elif svc["kind"] == "openai_api":
             out["ports"] = [_published(svc)]
             command += ["--wait-for", controller_url]
-            if opts["api_keys_file"]:
+            if opts["api_keys"]:
                 # The path only: the keys are in no environment docker inspect shows.
-                out["volumes"].append(_bind(opts["api_keys_file"], API_KEYS_FILE))
+                out["volumes"].append(_bind(deploy_files.api_keys_path(deploy_dir), API_KEYS_FILE))
                 out["environment"]["FASTCHAT_LAB_API_KEYS_FILE"] = API_KEYS_FILE
             out["healthcheck"] = _health("http://127.0.0.1:%d/v1/models" % port,
-                                         api_key=bool(opts["api_keys_file"]),
+                                         api_key=bool(opts["api_keys"]),
                                          start_interval=quick)
         elif svc["kind"] == "web_ui":
             out["ports"] = [_published(svc)]
@@ -171,10 +173,10 @@ def render_compose(plan, host, options=None):
             out["environment"]["LOGDIR"] = "/logs"
             # No calls home from Gradio: lab hosts are often offline.
             out["environment"]["GRADIO_ANALYTICS_ENABLED"] = "False"
-            out["volumes"].append({"type": "bind", "source": opts["logs_dir"], "target": "/logs",
+            out["volumes"].append({"type": "bind", "source": plan["summary"]["logs_dir"], "target": "/logs",
                                    "bind": {"create_host_path": False}})
-            if opts["web_ui_dir"]:
-                out["volumes"].append(_bind(opts["web_ui_dir"], WEB_UI_DIR))
+            if opts["web_ui_files"]:
+                out["volumes"].append(_bind(deploy_files.web_ui_dir(deploy_dir), WEB_UI_DIR))
                 out["environment"]["FASTCHAT_LAB_WEB_UI_DIR"] = WEB_UI_DIR
             if opts["web_ui_login"]:
                 out["environment"]["FASTCHAT_LAB_REQUIRE_LOGIN"] = "1"

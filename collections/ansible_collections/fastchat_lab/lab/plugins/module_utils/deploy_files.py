@@ -23,6 +23,11 @@ from __future__ import annotations
 _ROOT = {"owner": "root", "group": "root"}
 
 
+def launcher_path(deploy_dir):
+    """The launcher every service starts through, mounted read-only."""
+    return deploy_dir + "/launch.py"
+
+
 def web_ui_dir(deploy_dir):
     """The web UI's files (page, logins, templates, leaderboard tab), mounted into it."""
     return deploy_dir + "/web-ui"
@@ -47,7 +52,7 @@ def deploy_files(deploy_dir, launcher, logs_dir=None, web_ui=None, compose=None)
     (logs_dir is then the arena's logs directory). compose: the project's text, or None.
     """
     files = [_dir(deploy_dir),
-             _file(deploy_dir + "/launch.py", launcher, "0755"),
+             _file(launcher_path(deploy_dir), launcher, "0755"),
              _dir(deploy_dir + "/secrets"),
              {"path": deploy_dir + "/api.env", "state": "absent"}]
     if web_ui is not None:

@@ -170,7 +170,7 @@ def check_lab(plan, keys=(), users=(), ca_file=None, retries=36, delay=5.0, time
     models = sorted(summary["models"])
     workers = workers_of(plan)
     auth = {"Authorization": "Bearer " + keys[0]} if keys else {}
-    logs = "docker compose -f /etc/fastchat-lab/compose.yaml logs"
+    logs = "docker compose -f %s/compose.yaml logs" % summary["deploy_dir"]
 
     # The controller, until every planned worker has registered.
     controller = summary["controller_address"] + "/list_models"
@@ -273,8 +273,8 @@ def check_lab(plan, keys=(), users=(), ca_file=None, retries=36, delay=5.0, time
                "Without a login /config gave %d, a wrong password %d, the login of %s %d%s." % (
                    closed.status, wrong.status, name, login.status,
                    "" if cookie else " without a session cookie"),
-               "check the web UI's logins file (/etc/fastchat-lab/web-ui/auth) and the "
-               "web-ui service's log (%s web-ui)." % logs)
+               "check the web UI's logins file (%s/web-ui/auth) and the web-ui service's "
+               "log (%s web-ui)." % (summary["deploy_dir"], logs))
 
     # TLS: the answers above came over HTTPS verified against the CA; plain HTTP must
     # not reach FastChat, and FastChat's own ports must not answer outside loopback.

@@ -608,7 +608,6 @@ SHAPES = {
     "docker_service_enabled": anything,
     "docker_restart": anything,
     # fastchat_deploy (keys, logins and the page: module_utils/deploy_settings.py)
-    "fastchat_deploy_dir": owned_dir,
     "fastchat_deploy_api_keys": anything,
     "fastchat_deploy_open_api": anything,
     "fastchat_deploy_web_ui_users": anything,
@@ -712,6 +711,8 @@ SHAPES = {
     "fastchat_models_dir": anything,
     "fastchat_weights_dir": anything,
     "fastchat_logs_dir": anything,
+    # The planner checks its shape only; the lab owns and chmods it.
+    "fastchat_deploy_dir": owned_dir,
     "fastchat_llamacpp_commit": anything,
     "fastchat_rehearsal": anything,
     "fastchat_lab_plan_print": anything,

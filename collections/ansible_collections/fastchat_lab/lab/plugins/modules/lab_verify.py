@@ -62,10 +62,12 @@ attributes:
 EXAMPLES = r"""
 - name: Check the lab.
   fastchat_lab.lab.lab_verify:
-    plan: "{{ lab_plan_current | fastchat_lab.lab.lab_plan_required(inventory_hostname) }}"
+    plan: "{{ plan }}"
     api_keys: "{{ fastchat_deploy_api_keys }}"
     web_ui_users: "{{ fastchat_deploy_web_ui_users }}"
-    ca_file: /etc/fastchat-lab/tls/ca.crt
+    ca_file: "{{ plan.summary.deploy_dir }}/tls/ca.crt"
+  vars:
+    plan: "{{ lab_plan_current | fastchat_lab.lab.lab_plan_required(inventory_hostname) }}"
   no_log: true
 """
 

@@ -56,6 +56,7 @@ Output (JSON-serialisable; ``playbooks/plan.yml -e fastchat_lab_plan_file=PATH``
         "stacks": ["cpu", "cuda117"],                           # image stacks of the lab
         "weights_dir": "/srv/fastchat-lab/models",              # on the hosts
         "logs_dir": "/var/lib/fastchat-lab/logs",               # the arena's votes, on the head
+        "deploy_dir": "/etc/fastchat-lab",     # compose project, secrets, TLS files, on each host
         "models_dir": "/models",                                # in the containers
         "rehearsal": false,
         "llamacpp": {"commit": "0c1e5709...",     # llama.cpp the images build, GGUFs name

@@ -89,6 +89,18 @@ def read_settings(raw, problems) -> Settings | None:
                      "copying weights replaces model directories, which must never touch "
                      "the votes" % (raw["logs_dir"], raw["weights_dir"]),
                      "give the logs a directory of their own, e.g. /var/lib/fastchat-lab/logs")
+    # Its shape only: the settings gate (module_utils/lab_settings.py, owned_dir) refuses a
+    # system or shared directory before any host changes.
+    bad = grammar.path_problem(raw["deploy_dir"])
+    if bad:
+        problems.add("all", "fastchat_deploy_dir", bad, "use a directory of the lab's own, "
+                     "e.g. /etc/fastchat-lab")
+    elif not grammar.host_dir_problem(raw["weights_dir"]) and \
+            grammar.nested(raw["deploy_dir"], raw["weights_dir"]):
+        problems.add("all", "fastchat_deploy_dir", "%r and fastchat_weights_dir %r overlap: "
+                     "copying weights replaces model directories, which must never touch "
+                     "the lab's secrets" % (raw["deploy_dir"], raw["weights_dir"]),
+                     "give it a directory of its own, e.g. /etc/fastchat-lab")
     if len(problems) > before:
         return None
     ports = {}

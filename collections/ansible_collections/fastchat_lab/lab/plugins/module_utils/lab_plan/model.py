@@ -30,8 +30,8 @@ RESERVED_NAMES = frozenset(HEAD_SERVICES.values()) | {"proxy", "tls-proxy", "lea
 # The settings the planner needs; roles/lab_plan/defaults/main.yml owns their values.
 SETTING_KEYS = ("controller_port", "worker_base_port", "api_port", "web_ui_port",
                 "api_bind", "web_ui_bind", "tls", "api_backend_port", "web_ui_backend_port",
-                "dispatch_method", "models_dir", "weights_dir", "logs_dir", "rehearsal",
-                "llamacpp_commit")
+                "dispatch_method", "models_dir", "weights_dir", "logs_dir", "deploy_dir",
+                "rehearsal", "llamacpp_commit")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class Settings:
     models_dir: str        # weights directory inside the containers
     weights_dir: str       # weights directory on the hosts (<dir>/<model name>)
     logs_dir: str          # the web UI's conversation and vote logs on the head
+    deploy_dir: str        # every host's compose project, launcher, secrets and TLS files
     rehearsal: bool        # fake GPUs: keep the assignment, run FastChat on CPU
     llamacpp_commit: str   # the llama.cpp commit the images build and the GGUF files name
 

@@ -140,6 +140,7 @@ def build_plan(hosts, groups, catalogue, settings, templates=None):
             "stacks": sorted({s for h in plan_hosts.values() for s in h["stacks"]}),
             "weights_dir": cfg.weights_dir,
             "logs_dir": cfg.logs_dir,
+            "deploy_dir": cfg.deploy_dir,
             "llamacpp": {
                 "commit": cfg.llamacpp_commit,
                 # The compute capabilities the llama.cpp CUDA image is built for.
