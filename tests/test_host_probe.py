@@ -123,14 +123,3 @@ def test_check_mode_answers_as_a_real_run(tmp_path):
 def test_a_malformed_request_fails_naming_the_option(args, words):
     result = probe(args, expect_failure=True)
     assert "host_probe:" in result["msg"] and words in result["msg"], result["msg"]
-
-
-def test_failed_commands_names_the_checks_that_did_not_pass():
-    from ansible_collections.fastchat_lab.lab.plugins.filter.probe import FilterModule, failed_commands
-
-    assert failed_commands({"commands": {"tiny-chat": {"rc": 0}, "tiny-remote": {"rc": 1},
-                                         "qwen": {"rc": 127}}}) == ["tiny-remote", "qwen"]
-    # A skipped probe (check mode, another host) or none at all: nothing failed.
-    assert failed_commands({"skipped": True, "changed": False}) == []
-    assert failed_commands({}) == [] and failed_commands(None) == []
-    assert FilterModule().filters()["failed_commands"] is failed_commands

@@ -30,6 +30,13 @@ def test_compose_is_v2(host):
     assert int(out.lstrip("v").split(".")[0]) >= 2, out
 
 
+def test_the_lab_modules_can_ask_the_daemon(host):
+    # community.docker's API modules (fastchat_image's docker_image_info) need requests,
+    # installed whatever docker_install_python_sdk says.
+    assert host.package("python3-requests").is_installed
+    assert host.run("python3 -c 'import requests'").rc == 0
+
+
 def test_daemon_json_is_what_the_variables_say(host):
     content = json.loads(host.file("/etc/docker/daemon.json").content_string)
     assert content == EXPECTED_DAEMON_JSON

@@ -1,0 +1,49 @@
+# -*- coding: utf-8 -*-
+# Copyright: fastchat-lab contributors
+# Apache License 2.0
+"""images_missing, images_wanted, images_lacked: the lab's images on each host
+(module_utils/images.py)."""
+
+from ansible.errors import AnsibleFilterError
+
+DOCUMENTATION = r"""
+name: images_missing
+short_description: The stacks whose image a host lacks, from docker_image_info's result.
+description:
+  - C(info | fastchat_lab.lab.images_missing(wanted)), C(info) what
+    C(community.docker.docker_image_info) registered for the references of C(wanted)
+    ({stack: image reference}). Returns the stacks whose reference is not among the
+    C(RepoTags) of the images found, in C(wanted)'s order. A skipped lookup lacks none; a
+    failed one (check mode on a host without Docker yet) lacks every one.
+  - Also provides C(plan | images_wanted(host, images)) ({stack: reference} of the stacks
+    the host's plan needs, among C(images)) and C(infos | images_lacked(plan, images))
+    (the references some host lacks, from C({host: docker_image_info result})).
+positional: _input
+options:
+  _input:
+    description: The registered docker_image_info result.
+    type: dict
+    required: true
+  wanted:
+    description: The image reference of each stack the host needs.
+    type: dict
+    required: true
+"""
+
+
+def _wrap(name):
+    def call(*args, **kwargs):
+        # Imported when a filter is used, not when Ansible loads this file (collection README).
+        from ansible_collections.fastchat_lab.lab.plugins.module_utils import images
+
+        try:
+            return getattr(images, name)(*args, **kwargs)
+        except (images.ImagesError, AttributeError, KeyError, TypeError) as exc:
+            raise AnsibleFilterError("images_%s: %s" % (name, exc)) from exc
+    return call
+
+
+class FilterModule:
+    def filters(self):
+        return {"images_missing": _wrap("missing"), "images_wanted": _wrap("wanted"),
+                "images_lacked": _wrap("lacked")}

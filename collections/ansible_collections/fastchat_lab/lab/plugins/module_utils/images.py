@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright: fastchat-lab contributors
+# Apache License 2.0
+"""Which of the lab's images a host lacks (role fastchat_image), from what
+``community.docker.docker_image_info`` found there.
+
+Each host looks up the images of the stacks its plan needs (:func:`wanted`) in one
+docker_image_info task; :func:`missing` reads one host's answer, :func:`lacked` every
+host's (what the build host saves and serves). Pure Python (standard library only): the
+``fastchat_lab.lab.images_wanted``, ``images_missing`` and ``images_lacked`` filters wrap
+them; ``tests/test_images.py`` checks them.
+"""
+
+from __future__ import annotations
+
+
+class ImagesError(ValueError):
+    pass
+
+
+def missing(info, wanted):
+    """The stacks of ``wanted`` ({stack: image reference}) whose image the host lacks, in
+    ``wanted``'s order. ``info`` is docker_image_info's registered result for those
+    references (``images``: the ones the host has, each with its ``RepoTags``). A skipped
+    result (the build host, which has them all) lacks none; a failed one (check mode on a
+    host without Docker yet, where the role lets it fail) lacks every one."""
+    info = info or {}
+    if not info or info.get("skipped"):
+        return []
+    if info.get("failed"):
+        return list(wanted)
+    if "images" not in info:
+        raise ImagesError("the image lookup gave no images list (got keys %s)" % ", ".join(sorted(info)))
+    present = set()
+    for image in info["images"] or []:
+        present.update((image or {}).get("RepoTags") or [])
+    return [stack for stack, ref in wanted.items() if ref not in present]
+
+
+def wanted(plan, host, images):
+    """{stack: image reference} of the stacks ``host``'s plan needs, among ``images``
+    ({stack: reference}: what the build host built or recorded), in the plan's order."""
+    stacks = ((plan or {}).get("hosts") or {}).get(host, {}).get("stacks") or []
+    return {stack: images[stack] for stack in stacks if stack in images}
+
+
+def lacked(infos, plan, images):
+    """The image references some host lacks, once each, sorted: ``infos`` is {host:
+    docker_image_info's result there} (``{}`` or skipped where it did not run)."""
+    out = set()
+    for host, info in (infos or {}).items():
+        need = wanted(plan, host, images)
+        out.update(need[stack] for stack in missing(info, need))
+    return sorted(out)

@@ -1,0 +1,69 @@
+"""fastchat_image's image lookup (module_utils/images.py): which images a host lacks, from
+community.docker.docker_image_info's answer, and which some host of the lab lacks."""
+
+import pytest
+
+from ansible_collections.fastchat_lab.lab.plugins.filter.images import FilterModule
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.images import ImagesError, lacked, missing, wanted
+
+IMAGES = {"cpu": "fastchat-lab/fastchat:cpu-1a2b3c", "cuda117": "fastchat-lab/fastchat:cuda117-1a2b3c",
+          "llamacpp-cuda": "fastchat-lab/fastchat:llamacpp-cuda-9f8e7d"}
+PLAN = {"hosts": {"head": {"stacks": ["cpu", "cuda117"]}, "p40": {"stacks": ["cuda117", "llamacpp-cuda"]},
+                  "cpu-only": {"stacks": []}}}
+
+
+def info(*refs, **extra):
+    """What docker_image_info registers: the images found, with their tags (an image
+    may carry several: a rebuilt stack's old tag and the new one)."""
+    out = {"changed": False, "images": [{"Id": "sha256:%064x" % n, "RepoTags": [ref, ref + "-old"]}
+                                        for n, ref in enumerate(refs)]}
+    out.update(extra)
+    return out
+
+
+def test_the_stacks_a_host_needs_among_the_built_images():
+    assert wanted(PLAN, "p40", IMAGES) == {"cuda117": IMAGES["cuda117"], "llamacpp-cuda": IMAGES["llamacpp-cuda"]}
+    # A stack that was not built (or not recorded) is not looked up here: the role refuses it.
+    assert wanted(PLAN, "p40", {"cuda117": IMAGES["cuda117"]}) == {"cuda117": IMAGES["cuda117"]}
+    assert wanted(PLAN, "cpu-only", IMAGES) == {} and wanted(PLAN, "not-planned", IMAGES) == {}
+
+
+def test_a_host_lacks_the_images_the_daemon_did_not_find():
+    need = wanted(PLAN, "p40", IMAGES)
+    assert missing(info(IMAGES["cuda117"], IMAGES["llamacpp-cuda"]), need) == []
+    assert missing(info(IMAGES["cuda117"]), need) == ["llamacpp-cuda"]
+    assert missing(info(), need) == ["cuda117", "llamacpp-cuda"]
+
+
+def test_another_tag_of_the_stack_is_not_the_image():
+    # Drift: the host has the stack's image of an earlier build only.
+    need = {"cuda117": IMAGES["cuda117"]}
+    found = {"images": [{"RepoTags": ["fastchat-lab/fastchat:cuda117-000000"]}]}
+    assert missing(found, need) == ["cuda117"]
+    # An untagged (dangling) image answers nothing.
+    assert missing({"images": [{"RepoTags": []}, {"RepoTags": None}]}, need) == ["cuda117"]
+
+
+def test_skipped_failed_and_malformed_answers():
+    need = wanted(PLAN, "head", IMAGES)
+    # The build host (lookup skipped) or a host needing no image: nothing lacked.
+    assert missing({"skipped": True, "changed": False}, need) == [] and missing({}, need) == []
+    # Check mode on a host without Docker yet (the role lets the lookup fail): all lacked.
+    assert missing({"failed": True, "msg": "Error connecting"}, need) == ["cpu", "cuda117"]
+    with pytest.raises(ImagesError, match="no images list"):
+        missing({"changed": False}, need)
+
+
+def test_the_images_some_host_lacks_once_each():
+    infos = {"head": {"skipped": True}, "p40": info(IMAGES["cuda117"]), "cpu-only": {},
+             "p40b": info()}
+    plan = {"hosts": dict(PLAN["hosts"], p40b={"stacks": ["cuda117", "llamacpp-cuda"]})}
+    assert lacked(infos, plan, IMAGES) == [IMAGES["cuda117"], IMAGES["llamacpp-cuda"]]
+    assert lacked({"p40": info(*IMAGES.values())}, plan, IMAGES) == []
+
+
+def test_the_role_reads_them_through_its_filters():
+    filters = FilterModule().filters()
+    need = filters["images_wanted"](PLAN, "p40", IMAGES)
+    assert filters["images_missing"](info(IMAGES["cuda117"]), need) == ["llamacpp-cuda"]
+    assert filters["images_lacked"]({"p40": info()}, PLAN, IMAGES) == sorted(need.values())
