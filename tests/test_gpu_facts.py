@@ -176,3 +176,18 @@ def test_module_with_failing_nvidia_smi(tmp_path):
     result = run_module(tmp_path)
     assert result["ansible_facts"]["fastchat_gpu_facts"] == []
     assert "rc=9" in result["nvidia_smi_message"]
+
+
+def test_one_line_per_host_of_what_was_found():
+    from ansible_collections.fastchat_lab.lab.plugins.filter.gpu import FilterModule
+
+    lines = FilterModule().filters()["gpu_facts_lines"]({
+        "gpu01": {"ansible_facts": {"fastchat_gpu_facts": [{"name": "Tesla P40"}, {"name": "Tesla P40"}]},
+                  "nvidia_smi_message": ""},
+        "head": {"ansible_facts": {"fastchat_gpu_facts": []},
+                 "nvidia_smi_message": "nvidia-smi not found: no NVIDIA driver"},
+        "gone": {},
+    })
+    assert lines == ["gpu01: 2 GPU(s): Tesla P40, Tesla P40",
+                     "head: 0 GPU(s):  nvidia-smi not found: no NVIDIA driver",
+                     "gone: not read (the task did not run there)"]

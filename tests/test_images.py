@@ -67,3 +67,21 @@ def test_the_role_reads_them_through_its_filters():
     need = filters["images_wanted"](PLAN, "p40", IMAGES)
     assert filters["images_missing"](info(IMAGES["cuda117"]), need) == ["llamacpp-cuda"]
     assert filters["images_lacked"]({"p40": info()}, PLAN, IMAGES) == sorted(need.values())
+
+
+def test_a_stacks_build_context_as_lab_files_entries():
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.images import context_files
+
+    items = [{"src": "Dockerfile", "dest": "Dockerfile"}, {"src": "stacks/cpu/lock.txt", "dest": "build/lock.txt"}]
+    got = context_files("/var/lib/fastchat-lab/image/ctx/cpu", items, ["FROM x\n", "a==1\n"], "-----BEGIN")
+    assert got == [
+        {"path": "/var/lib/fastchat-lab/image/ctx/cpu/build", "state": "directory", "mode": "0750"},
+        {"path": "/var/lib/fastchat-lab/image/ctx/cpu/Dockerfile", "mode": "0644", "content": "FROM x\n"},
+        {"path": "/var/lib/fastchat-lab/image/ctx/cpu/build/lock.txt", "mode": "0644", "content": "a==1\n"},
+        {"path": "/var/lib/fastchat-lab/image/ctx/cpu/build/extra-ca.crt", "mode": "0644", "content": "-----BEGIN"}]
+    # No extra CA: the file is there, empty (the build reads it either way).
+    assert context_files("/c", [], [], "")[-1]["content"] == ""
+    with pytest.raises(ImagesError, match="2 context files but 1 contents"):
+        context_files("/c", items, ["x"])
+    with pytest.raises(ImagesError, match="not a path inside the build context"):
+        context_files("/c", [{"src": "x", "dest": "../etc/passwd"}], ["x"])

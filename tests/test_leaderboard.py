@@ -1212,3 +1212,23 @@ def test_the_page_says_what_length_is_worth_and_the_order_with_length_held_equal
     page = render_html(compute_leaderboard(_length_battles(1.2, count=1500), resamples=50))
     assert "a twice-as-long answer is worth" in page
     assert "With length held equal: alpha" in page
+
+
+def test_what_was_compared_per_model_from_the_plan_and_the_workers_images():
+    from ansible_collections.fastchat_lab.lab.plugins.filter.leaderboard import FilterModule
+
+    models = {"Qwen-7B-Chat": {"revision": "abc", "source": "hf.co/Qwen/Qwen-7B-Chat", "aliases": [],
+                               "engine": "llama.cpp", "precision": "q8_0"},
+              "Baichuan-13B-Chat": {"revision": "def", "source": "hf.co/baichuan-inc/Baichuan-13B-Chat",
+                                    "aliases": ["baichuan"]}}
+    images = [{"Qwen-7B-Chat": "fastchat-lab/fastchat:llamacpp-cuda-1"},
+              {"Qwen-7B-Chat": "fastchat-lab/fastchat:llamacpp-cuda-1"},
+              {"Qwen-7B-Chat": "fastchat-lab/fastchat:llamacpp-cuda-2"}, {}, None]
+    got = FilterModule().filters()["leaderboard_models"](models, images)
+    assert got["Qwen-7B-Chat"] == {
+        "revision": "abc", "source": "hf.co/Qwen/Qwen-7B-Chat", "aliases": [], "engine": "llama.cpp",
+        "precision": "q8_0",
+        "image": "fastchat-lab/fastchat:llamacpp-cuda-1, fastchat-lab/fastchat:llamacpp-cuda-2"}
+    # No worker of it seen, an older plan without engine and precision: said so.
+    assert got["Baichuan-13B-Chat"]["image"] == "unknown"
+    assert got["Baichuan-13B-Chat"]["engine"] == "unknown" == got["Baichuan-13B-Chat"]["precision"]

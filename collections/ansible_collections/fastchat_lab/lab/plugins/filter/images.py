@@ -17,7 +17,9 @@ description:
     failed one (check mode on a host without Docker yet) lacks every one.
   - Also provides C(plan | images_wanted(host, images)) ({stack: reference} of the stacks
     the host's plan needs, among C(images)) and C(infos | images_lacked(plan, images))
-    (the references some host lacks, from C({host: docker_image_info result})).
+    (the references some host lacks, from C({host: docker_image_info result})), and
+    C(ctx | image_context_files(items, contents, extra_ca)) (a stack's build context as
+    lab_files entries).
 positional: _input
 options:
   _input:
@@ -39,11 +41,11 @@ def _wrap(name):
         try:
             return getattr(images, name)(*args, **kwargs)
         except (images.ImagesError, AttributeError, KeyError, TypeError) as exc:
-            raise AnsibleFilterError("images_%s: %s" % (name, exc)) from exc
+            raise AnsibleFilterError("%s: %s" % (name, exc)) from exc
     return call
 
 
 class FilterModule:
     def filters(self):
         return {"images_missing": _wrap("missing"), "images_wanted": _wrap("wanted"),
-                "images_lacked": _wrap("lacked")}
+                "images_lacked": _wrap("lacked"), "image_context_files": _wrap("context_files")}

@@ -11,7 +11,8 @@ description:
   - Returns C(daily_cap) and C(keep_backups) as numbers and C(problems), one message per
     bad value (all, the variable, what is wrong, and Fix).
   - Also provides C(leaderboard_backups_to_remove) (paths, keep) -> the backups beyond
-    the C(keep) newest, by the UTC time in their names.
+    the C(keep) newest, by the UTC time in their names, and C(leaderboard_models) (the
+    plan's models, the GPU hosts' {model: image}) -> what was compared, per model.
 positional: _input
 options:
   _input:
@@ -33,9 +34,16 @@ def _backups_to_remove(paths, keep):
     return backups_to_remove(paths, keep)
 
 
+def _models(models, images):
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.leaderboard_settings import meta_models
+
+    return meta_models(models or {}, images or [])
+
+
 class FilterModule:
     def filters(self):
         return {
             "leaderboard_settings": _settings,
             "leaderboard_backups_to_remove": _backups_to_remove,
+            "leaderboard_models": _models,
         }

@@ -52,3 +52,20 @@ def lacked(infos, plan, images):
         need = wanted(plan, host, images)
         out.update(need[stack] for stack in missing(info, need))
     return sorted(out)
+
+
+def context_files(ctx, items, contents, extra_ca=""):
+    """The build context of one stack as lab_files entries: its build/ directory, each of
+    ``items`` ([{src, dest}], the role's files) with its content (``contents``, in the same
+    order) at ``ctx``/dest, and build/extra-ca.crt (``extra_ca``: the CA bundle the build
+    trusts, or empty)."""
+    if len(items) != len(contents):
+        raise ImagesError("%d context files but %d contents" % (len(items), len(contents)))
+    files = [{"path": ctx + "/build", "state": "directory", "mode": "0750"}]
+    for item, content in zip(items, contents):
+        dest = str(item["dest"])
+        if dest.startswith("/") or ".." in dest.split("/"):
+            raise ImagesError("%r is not a path inside the build context" % dest)
+        files.append({"path": ctx + "/" + dest, "mode": "0644", "content": content})
+    files.append({"path": ctx + "/build/extra-ca.crt", "mode": "0644", "content": extra_ca or ""})
+    return files

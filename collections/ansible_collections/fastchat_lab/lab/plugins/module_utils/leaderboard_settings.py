@@ -92,3 +92,21 @@ def backups_to_remove(paths: Iterable[str], keep: int) -> list[str]:
     if keep == 0 or len(ours) <= keep:
         return []
     return [path for _, path in ours[:-keep]]
+
+
+def meta_models(models: dict, images: Iterable[dict]) -> dict:
+    """What the leaderboard says was compared, per planned model: its source, revision,
+    aliases, engine and precision from the plan's ``models``, and the image(s) its workers
+    ran, from ``images`` (each GPU host's {model: image} as its containers say; hosts where
+    nothing was read give ``{}`` or None). ``unknown`` where nothing tells."""
+    ran: dict = {}
+    for host_images in images:
+        for model, image in (host_images or {}).items():
+            ran.setdefault(model, [])
+            if image not in ran[model]:
+                ran[model].append(image)
+    return {name: {"revision": model.get("revision"), "source": model.get("source"),
+                   "aliases": model.get("aliases"), "engine": model.get("engine") or "unknown",
+                   "precision": model.get("precision") or "unknown",
+                   "image": ", ".join(ran.get(name, [])) or "unknown"}
+            for name, model in models.items()}

@@ -89,3 +89,18 @@ def parse_driver_versions(text: str) -> list:
         if line.strip() and not line.strip().lower().startswith("driver_version"):
             out.append(_na(line))
     return out
+
+
+def summary_lines(results: dict) -> list:
+    """One line per host for the gpu_facts role's output: ``results`` is {host: what
+    nvidia_gpu_facts registered there}; a host where it did not run (unreachable) says so."""
+    lines = []
+    for host, result in results.items():
+        result = result or {}
+        if "ansible_facts" not in result:
+            lines.append("%s: not read (%s)" % (host, result.get("msg") or "the task did not run there"))
+            continue
+        gpus = result["ansible_facts"].get("fastchat_gpu_facts") or []
+        lines.append(("%s: %d GPU(s): %s %s" % (host, len(gpus), ", ".join(g.get("name", "?") for g in gpus),
+                                                 result.get("nvidia_smi_message", ""))).rstrip())
+    return lines
