@@ -618,9 +618,11 @@ def open_tab(page, name, seconds=60):
             tab.click(timeout=10000)
             expect(tab).to_have_attribute("aria-selected", "true", timeout=5000)
             return
-        except (AssertionError, PlaywrightError):
+        except (AssertionError, PlaywrightError) as exc:
             if time.monotonic() > deadline:
-                raise
+                # What the page offered instead, for the report.
+                raise AssertionError("no tab %r after %d s; the page's tabs: %s (%s)" % (
+                    name, seconds, page.get_by_role("tab").all_inner_texts(), exc)) from exc
 
 
 def test_anonymous_battles_voted_in_a_browser_make_the_leaderboard():
@@ -771,7 +773,15 @@ def test_the_judge_asks_the_arenas_own_questions_and_joins_the_leaderboard_tab()
                 "#arena_leaderboard_dataframe svelte-virtual-table-viewport table tbody tr")
             expect(arena).to_have_count(len(ranked), timeout=60000)
             # ... and the judge's sits beside it, one row per model.
-            open_tab(page, "Judge")
+            try:
+                open_tab(page, "Judge")
+            except AssertionError as exc:
+                # What the web UI had to read, and what it said, for the report.
+                files = on("fcl-lab-head", "ls", "-l", "--time-style=+%T", DEPLOY + "/web-ui/leaderboard")
+                web_ui = containers("fcl-lab-head")["web-ui"]
+                raise AssertionError("%s\nthe web UI's leaderboard files:\n%s\nweb-ui started %s, log:\n%s" % (
+                    exc, files, web_ui["State"].get("StartedAt"),
+                    on("fcl-lab-head", "sh", "-c", "docker logs --tail 30 %s 2>&1" % web_ui["Id"])[-3000:])) from exc
             drawn = page.locator(
                 "#judge_leaderboard_dataframe svelte-virtual-table-viewport table tbody tr")
             expect(drawn).to_have_count(len(MODELS), timeout=60000)
