@@ -9,6 +9,7 @@ file in Ansible's worker, where a collection filter loads every filter file)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import yaml
 from ansible.module_utils.common.text.converters import to_text
@@ -18,7 +19,13 @@ from ansible.template import trust_as_template
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_settings import role_options, setting_problems
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-ARGUMENT_SPEC = {"roles": {"type": "list", "elements": "path", "required": True}}
+ARGUMENT_SPEC = {"roles": {"type": "list", "elements": "path", "required": True},
+                 # Only read the roles' settings (result: options), check nothing: a run_once
+                 # task does it once for a play of many hosts ...
+                 "spec_only": {"type": "bool", "default": False},
+                 # ... and each host's check reads them from that task's registered result,
+                 # by name, as it is (not templated), instead of parsing every spec again.
+                 "spec_from": {"type": "str"}}
 
 
 class ActionModule(ActionBase):
@@ -33,10 +40,22 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         host = task_vars.get("inventory_hostname", "?")
-        try:
-            spec = role_options(args["roles"])
-        except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
-            result.update(failed=True, msg="lab_settings_check: cannot read the roles' settings: %s" % exc)
+        if args["spec_from"]:
+            found = task_vars.get(args["spec_from"])
+            spec = found.get("options") if isinstance(found, Mapping) else None
+            if not isinstance(spec, Mapping):
+                result.update(failed=True, msg=(
+                    "lab_settings_check: %s holds no roles' settings. Fix: run this action with "
+                    "spec_only: true first, registered as %s." % (args["spec_from"], args["spec_from"])))
+                return result
+        else:
+            try:
+                spec = role_options(args["roles"])
+            except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
+                result.update(failed=True, msg="lab_settings_check: cannot read the roles' settings: %s" % exc)
+                return result
+        if args["spec_only"]:
+            result.update(changed=False, options=spec)
             return result
         # Option names are identifiers (they are variable names); one that is not is skipped
         # rather than put into the expression below.

@@ -27,6 +27,17 @@ options:
     type: list
     elements: path
     required: true
+  spec_only:
+    description:
+      - Only read the roles' settings and return them (C(options)), checking nothing. A
+        C(run_once) task does it once for a play of many hosts.
+    type: bool
+    default: false
+  spec_from:
+    description:
+      - The name of a registered result of a C(spec_only) run whose C(options) are used
+        instead of reading every role's spec again on each host (the play's settings gate).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -40,12 +51,31 @@ EXAMPLES = r"""
     roles: ["{{ role_path }}"]
   register: docker_settings
   no_log: true
+
+# Many hosts: read the specs once, then check each host.
+- name: Read every role's settings once.
+  fastchat_lab.lab.lab_settings_check:
+    roles: "{{ lab_roles }}"
+    spec_only: true
+  register: lab_settings_spec
+  run_once: true
+
+- name: Check every role's settings on this host.
+  fastchat_lab.lab.lab_settings_check:
+    roles: "{{ lab_roles }}"
+    spec_from: lab_settings_spec
+  register: lab_settings_found
+  no_log: true
 """
 
 RETURN = r"""
 problems:
   description: Every problem found, each naming the host, the variable, what is wrong and the fix.
-  returned: success
+  returned: success, unless spec_only
   type: list
   elements: str
+options:
+  description: The roles' settings ({variable: argument-spec option}).
+  returned: with spec_only
+  type: dict
 """
