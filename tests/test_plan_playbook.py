@@ -383,11 +383,13 @@ READ_VIEWS = """
       ansible.builtin.debug:
         msg: >-
           VIEW {{ inventory_hostname }}
-          {{ (lab_plan_current.hosts | default({})).keys() | sort | join(',') }}
-          {{ (lab_plan_current.hosts | default({})) | dict2items | selectattr('value.services', 'defined')
+          {{ (_view.hosts | default({})).keys() | sort | join(',') }}
+          {{ (_view.hosts | default({})) | dict2items | selectattr('value.services', 'defined')
              | map(attribute='key') | sort | join(',') }}
-          {{ 'workers' in (lab_plan_current.summary | default({})) }}
-          {{ lab_plan_current.summary.addresses | default([]) | join(',') }}
+          {{ 'workers' in (_view.summary | default({})) }}
+          {{ _view.summary.addresses | default([]) | join(',') }}
+      vars:
+        _view: "{{ lab_plan_current | fastchat_lab.lab.lab_plan_required(inventory_hostname) }}"
 """
 
 

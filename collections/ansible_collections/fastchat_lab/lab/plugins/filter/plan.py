@@ -3,6 +3,8 @@
 # Apache License 2.0
 """lab_plan_required: the one way a role reads the lab plan (lab_plan_current)."""
 
+from collections.abc import Mapping
+
 from ansible.errors import AnsibleFilterError
 
 DOCUMENTATION = r"""
@@ -11,15 +13,17 @@ short_description: The lab plan of this run, or a clear failure naming the fix.
 description:
   - The one accessor of the lab plan for the roles and plays (the lab_plan role's README).
     The plan is computed once a run, on the control node, by playbooks/plan.yml (the
-    lab_plan role), which gives every inventory host the fact C(lab_plan_current) in one
-    task. A role reads it in its vars/main.yml (its own C(_role_plan) variable set to
+    lab_plan role), whose one planning task (run_once) registers C(lab_plan_current) on
+    every inventory host: the plan and every host's view of it. A role reads its host's
+    view in its vars/main.yml (its own C(_role_plan) variable set to
     C(lab_plan_current | default(none) | fastchat_lab.lab.lab_plan_required(inventory_hostname))),
     which costs a re-run no task at all.
+  - Also takes a view itself (a mapping with C(hosts) and C(summary)), as it is.
   - Fails naming the host, the variable and the fix where this run has not planned the lab.
 positional: host
 options:
   _input:
-    description: C(lab_plan_current), or none where the host has no plan.
+    description: C(lab_plan_current) (the planning task's result, or a view), or none where the host has no plan.
     type: dict
     required: true
   host:
@@ -30,7 +34,11 @@ options:
 
 
 def lab_plan_required(plan, host):
-    if isinstance(plan, dict) and isinstance(plan.get("hosts"), dict) and isinstance(plan.get("summary"), dict):
+    # The planning task's registered result (every host of the play holds the one object):
+    # this host's view of the plan, made by the planner (module_utils/lab_plan/views.py).
+    if isinstance(plan, Mapping) and isinstance(plan.get("views"), Mapping):
+        plan = plan["views"].get(host)
+    if isinstance(plan, Mapping) and isinstance(plan.get("hosts"), Mapping) and isinstance(plan.get("summary"), Mapping):
         return plan
     raise AnsibleFilterError(
         "%s: lab_plan_current: this run has not planned the lab (the plan is computed by "

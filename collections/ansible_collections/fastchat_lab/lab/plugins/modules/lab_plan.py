@@ -33,7 +33,8 @@ options:
         and checks them; the lab_plan role's defaults own the values)
       - C(controller_port), C(worker_base_port), C(api_port), C(web_ui_port), C(api_bind),
         C(web_ui_bind), C(tls), C(api_backend_port), C(web_ui_backend_port),
-        C(dispatch_method), C(models_dir), C(weights_dir), C(rehearsal).
+        C(dispatch_method), C(models_dir), C(weights_dir), C(logs_dir), C(deploy_dir),
+        C(rehearsal), C(llamacpp_commit).
     type: dict
     required: true
 attributes:
@@ -61,8 +62,12 @@ EXAMPLES = r"""
       dispatch_method: "{{ fastchat_dispatch_method }}"
       models_dir: "{{ fastchat_models_dir }}"
       weights_dir: "{{ fastchat_weights_dir }}"
+      logs_dir: "{{ fastchat_logs_dir }}"
+      deploy_dir: "{{ fastchat_deploy_dir }}"
       rehearsal: "{{ fastchat_rehearsal }}"
-  register: lab_plan_result
+      llamacpp_commit: "{{ fastchat_llamacpp_commit }}"
+  run_once: true
+  register: lab_plan_current
 """
 
 RETURN = r"""
@@ -72,8 +77,9 @@ plan:
   type: dict
 views:
   description:
-    - Each inventory host's view of the plan (module_utils/lab_plan/views.py), what the lab_plan
-      role gives it as C(lab_plan_current); the head's is the whole plan.
+    - Each inventory host's view of the plan (module_utils/lab_plan/views.py), what the filter
+      C(fastchat_lab.lab.lab_plan_required) gives a host from this result (registered by the
+      lab_plan role as C(lab_plan_current)); the head's is the whole plan.
   returned: success
   type: dict
 table:
