@@ -129,6 +129,8 @@ async def _short_answers(page):
 
 
 async def _player(browser, web_ui, login, who, rounds, tag, end, report):
+    from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
     context = await browser.new_context(viewport={"width": 1400, "height": 1100})
     page = await context.new_page()
     try:
@@ -155,7 +157,13 @@ async def _player(browser, web_ui, login, who, rounds, tag, end, report):
             button = page.get_by_role("button", name=re.compile(re.escape(vote) + "$")).first
 
             async def votable():
-                return await button.is_visible() and await button.is_enabled()
+                # is_enabled waits (30 s by default) for an element to ask: gradio may
+                # re-render the button between the two questions (seen on a loaded
+                # machine), which is "not yet", asked again at the next poll.
+                try:
+                    return await button.is_visible() and await button.is_enabled(timeout=1000)
+                except PlaywrightTimeoutError:
+                    return False
 
             if not await _wait(votable, end - time.monotonic()):
                 report["unanswered"].append(question)
