@@ -692,14 +692,14 @@ HOSTILE = {
     "logs_dir_system": (
         lambda hosts, groups: None, setting(logs_dir="/var/lib/docker/volumes"),
         ["all: fastchat_logs_dir: '/var/lib/docker/volumes' is a system directory",
-         "Fix: use a directory the lab owns on the head"]),
+         "Fix: use a directory the lab owns, e.g. /var/lib/fastchat-lab/logs (the votes live there)"]),
     "logs_dir_with_newline": (
         lambda hosts, groups: None, setting(logs_dir="/var/lib/fastchat-lab/logs\n"),
         ["all: fastchat_logs_dir: "]),
     "logs_dir_inside_the_weights": (
         lambda hosts, groups: None, setting(logs_dir="/srv/fastchat-lab/models/votes"),
         ["all: fastchat_logs_dir: '/srv/fastchat-lab/models/votes' and fastchat_weights_dir "
-         "'/srv/fastchat-lab/models' overlap", "Fix: give the logs a directory of their own"]),
+         "'/srv/fastchat-lab/models' overlap", "Fix: give it a directory of its own"]),
     "logs_dir_holding_the_weights": (
         lambda hosts, groups: None, setting(logs_dir="/srv/fastchat-lab"),
         ["all: fastchat_logs_dir: '/srv/fastchat-lab' and fastchat_weights_dir"]),

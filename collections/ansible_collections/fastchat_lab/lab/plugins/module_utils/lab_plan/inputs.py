@@ -79,28 +79,20 @@ def read_settings(raw, problems) -> Settings | None:
     if bad:
         problems.add("all", "fastchat_llamacpp_commit", bad, "pin llama.cpp's full commit id "
                      "(40 hex characters), e.g. the lab_plan role's default")
-    bad = grammar.host_dir_problem(raw["logs_dir"])
-    if bad:
-        problems.add("all", "fastchat_logs_dir", bad, "use a directory the lab owns on the "
-                     "head, e.g. /var/lib/fastchat-lab/logs (the arena's votes live there)")
-    elif not grammar.host_dir_problem(raw["weights_dir"]) and \
-            grammar.nested(raw["logs_dir"], raw["weights_dir"]):
-        problems.add("all", "fastchat_logs_dir", "%r and fastchat_weights_dir %r overlap: "
-                     "copying weights replaces model directories, which must never touch "
-                     "the votes" % (raw["logs_dir"], raw["weights_dir"]),
-                     "give the logs a directory of their own, e.g. /var/lib/fastchat-lab/logs")
-    # Its shape only: the settings gate (module_utils/lab_settings.py, owned_dir) refuses a
-    # system or shared directory before any host changes.
-    bad = grammar.path_problem(raw["deploy_dir"])
-    if bad:
-        problems.add("all", "fastchat_deploy_dir", bad, "use a directory of the lab's own, "
-                     "e.g. /etc/fastchat-lab")
-    elif not grammar.host_dir_problem(raw["weights_dir"]) and \
-            grammar.nested(raw["deploy_dir"], raw["weights_dir"]):
-        problems.add("all", "fastchat_deploy_dir", "%r and fastchat_weights_dir %r overlap: "
-                     "copying weights replaces model directories, which must never touch "
-                     "the lab's secrets" % (raw["deploy_dir"], raw["weights_dir"]),
-                     "give it a directory of its own, e.g. /etc/fastchat-lab")
+    # The deploy directory's shape only: the settings gate (module_utils/lab_settings.py,
+    # owned_dir) refuses a system or shared directory before any host changes.
+    for key, problem, example, holds in (
+            ("logs_dir", grammar.host_dir_problem, "/var/lib/fastchat-lab/logs", "the votes"),
+            ("deploy_dir", grammar.path_problem, "/etc/fastchat-lab", "the lab's secrets")):
+        bad = problem(raw[key])
+        if bad:
+            problems.add("all", "fastchat_" + key, bad, "use a directory the lab owns, e.g. %s "
+                         "(%s live there)" % (example, holds))
+        elif not grammar.host_dir_problem(raw["weights_dir"]) and grammar.nested(raw[key], raw["weights_dir"]):
+            problems.add("all", "fastchat_" + key, "%r and fastchat_weights_dir %r overlap: copying "
+                         "weights replaces model directories, which must never touch %s"
+                         % (raw[key], raw["weights_dir"], holds),
+                         "give it a directory of its own, e.g. %s" % example)
     if len(problems) > before:
         return None
     ports = {}
