@@ -6,9 +6,10 @@
 
 Each host looks up the images of the stacks its plan needs (:func:`wanted`) in one
 docker_image_info task; :func:`missing` reads one host's answer, :func:`lacked` every
-host's (what the build host saves and serves). Pure Python (standard library only): the
-``fastchat_lab.lab.images_wanted``, ``images_missing`` and ``images_lacked`` filters wrap
-them; ``tests/test_images.py`` checks them.
+host's (what the build host saves and serves); :func:`context_files` lays out a stack's
+build context. Pure Python (standard library only): the ``fastchat_lab.lab.images_wanted``,
+``images_missing``, ``images_lacked`` and ``image_context_files`` filters wrap them;
+``tests/test_images.py`` checks them.
 """
 
 from __future__ import annotations
