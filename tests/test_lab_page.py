@@ -216,6 +216,48 @@ def test_patched_modules_compile(patched, rel, tmp_path):
                        doraise=True)
 
 
+def page_tabs(patched):
+    """{tab id: label} of the page gradio_web_server_multi builds (its gr.Tab calls)."""
+    tree = ast.parse(read(patched, "fastchat/serve/gradio_web_server_multi.py"))
+    tabs = {}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "Tab"):
+            ids = [k.value.value for k in node.keywords if k.arg == "id"]
+            tabs[ids[0]] = node.args[0].value
+    return tabs
+
+
+def test_the_page_selects_a_tab_on_load_only_where_the_url_names_one(patched):
+    """FastChat's load event selected the first tab again when it ended: a user who
+    opened the Leaderboard while the page loaded was thrown back to the battle (and a
+    browser test clicking the Judge sub-tab found it hidden). The patched load event
+    leaves the tabs alone unless the URL asks for one."""
+    multi = read(patched, "fastchat/serve/gradio_web_server_multi.py")
+    load_demo = multi.split("def load_demo(", 1)[1].split("\ndef ", 1)[0]
+    assert "selected = lab_page.tab_from_url(url_params)" in load_demo
+    assert "(gr.Tabs() if selected is None else gr.Tabs(selected=selected),)" in load_demo
+    assert "selected = 0" not in load_demo
+
+
+@pytest.mark.parametrize("params, label", [
+    ({}, None),
+    ({"__theme": "dark"}, None),
+    ({"arena": ""}, "Arena (battle)"),
+    ({"compare": ""}, "Arena (side-by-side)"),
+    ({"direct": ""}, "Direct Chat"),
+    ({"model": "tiny-chat"}, "Direct Chat"),
+    ({"vision": ""}, "Vision-Language Model Direct Chat"),
+    ({"leaderboard": ""}, "Leaderboard"),
+    # FastChat's order of precedence where several are given.
+    ({"leaderboard": "", "arena": ""}, "Arena (battle)"),
+    ({"leaderboard": "", "model": "x"}, "Direct Chat"),
+])
+def test_tab_from_url_names_the_tab_of_the_page_the_url_asks_for(patched, loader, params, label):
+    tab = loader.tab_from_url(params)
+    assert (None if tab is None else page_tabs(patched)[tab]) == label
+
+
 # --- the loader the patch adds -----------------------------------------------------------
 
 def test_loader_defaults_without_the_variable(loader):

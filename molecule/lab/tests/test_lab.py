@@ -608,8 +608,9 @@ def browser_page(playwright):
 
 def open_tab(page, name, seconds=60):
     """Click the tab ``name`` until the page says it is selected (``aria-selected``): a
-    click that lands while gradio is still wiring the page up is dropped, and a sub-tab of
-    a tab that never opened stays hidden (seen once: the "Judge" click timed out)."""
+    click that lands while gradio is still wiring the page up is dropped. (The "Judge"
+    click that timed out twice was a sub-tab of a Leaderboard tab the page's load event
+    had closed again: see still_open.)"""
     from playwright.sync_api import Error as PlaywrightError, expect
     tab = page.get_by_role("tab", name=name, exact=True)
     deadline = time.monotonic() + seconds
@@ -623,6 +624,15 @@ def open_tab(page, name, seconds=60):
                 # What the page offered instead, for the report.
                 raise AssertionError("no tab %r after %d s; the page's tabs: %s (%s)" % (
                     name, seconds, page.get_by_role("tab").all_inner_texts(), exc)) from exc
+
+
+def still_open(page, name):
+    """The tab ``name`` opened above is still the one shown: the page's load event, which
+    may end after the click, leaves it open (fastchat-lab-page.patch; FastChat's selected
+    the first tab again, hiding the table a test had just counted in the page)."""
+    from playwright.sync_api import expect
+    expect(page.get_by_role("tab", name=name, exact=True)).to_have_attribute(
+        "aria-selected", "true", timeout=1000)
 
 
 def test_anonymous_battles_voted_in_a_browser_make_the_leaderboard():
@@ -717,6 +727,7 @@ def test_anonymous_battles_voted_in_a_browser_make_the_leaderboard():
             rows = [row.inner_text() for row in drawn.all()]
             for row, model in zip(rows, by_rank):
                 assert model["model"] in row, (model, rows)
+            still_open(page, "Leaderboard")
             page.screenshot(path=os.path.join(OUTPUT, "leaderboard-tab.png"), full_page=True)
             text = page.content()
         finally:
@@ -772,6 +783,7 @@ def test_the_judge_asks_the_arenas_own_questions_and_joins_the_leaderboard_tab()
             arena = page.locator(
                 "#arena_leaderboard_dataframe svelte-virtual-table-viewport table tbody tr")
             expect(arena).to_have_count(len(ranked), timeout=60000)
+            still_open(page, "Leaderboard")
             # ... and the judge's sits beside it, one row per model.
             try:
                 open_tab(page, "Judge")
