@@ -12,21 +12,17 @@ def test_the_plan_of_this_run_is_given_back_as_it_is():
     assert lab_plan_required(plan, "gpu01") is plan
 
 
-def test_the_planning_tasks_result_gives_each_host_its_view():
-    from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_plan.views import host_views
-
+def test_the_planning_tasks_result_gives_every_host_the_one_plan():
     plan = plan_of(*reference_lab())
-    views = host_views(plan, ["gpu01"])
-    result = {"changed": False, "plan": plan, "views": views, "table": []}
-    assert lab_plan_required(result, "gpu01") is views["gpu01"]
-    assert lab_plan_required(result, "gpu01")["hosts"]["gpu01"] == plan["hosts"]["gpu01"]
-    # A host the plan does not hold (localhost of the planning play, a host left out).
-    with pytest.raises(AnsibleFilterError, match="gpu09: lab_plan_current: this run has not planned"):
-        lab_plan_required(result, "gpu09")
+    result = {"changed": False, "plan": plan, "table": []}
+    # The same object for every host, a host of no lab group too: no copy per host.
+    for host in ("gpu01", "gpu02", "bastion", "localhost"):
+        assert lab_plan_required(result, host) is plan
 
 
 @pytest.mark.parametrize("missing", [None, {}, "", [], {"hosts": {}}, {"summary": {}}, {"hosts": [], "summary": {}},
-                                     {"views": {}}, {"views": {"gpu07": None}}])
+                                     {"plan": None}, {"plan": {}}, {"plan": {"hosts": {}}},
+                                     {"failed": True, "msg": "planner refused"}])
 def test_a_run_without_a_plan_fails_naming_the_host_the_variable_and_the_fix(missing):
     with pytest.raises(AnsibleFilterError) as err:
         lab_plan_required(missing, "gpu07")

@@ -39,7 +39,7 @@ PLAN_THEN_MORE = """
   tasks:
     - name: Show that the play after the plan ran.
       ansible.builtin.debug:
-        msg: "AFTER-PLAN {{ hostvars['localhost'].fastchat_lab_plan.summary.head }}"
+        msg: "AFTER-PLAN {{ hostvars['localhost'].lab_plan_current.plan.summary.head }}"
 """
 
 
@@ -371,18 +371,18 @@ all:
           ansible_host: 192.0.2.99
 """
 
-READ_VIEWS = """
+READ_PLAN = """
 - name: Plan the lab.
   ansible.builtin.import_playbook: playbooks/plan.yml
 
-- name: Read each host's view of the plan.
+- name: Read the plan on each host.
   hosts: all
   gather_facts: false
   tasks:
-    - name: Show what this host's view holds.
+    - name: Show what this host's plan holds.
       ansible.builtin.debug:
         msg: >-
-          VIEW {{ inventory_hostname }}
+          PLAN {{ inventory_hostname }}
           {{ (_view.hosts | default({})).keys() | sort | join(',') }}
           {{ (_view.hosts | default({})) | dict2items | selectattr('value.services', 'defined')
              | map(attribute='key') | sort | join(',') }}
@@ -393,24 +393,21 @@ READ_VIEWS = """
 """
 
 
-def test_each_host_gets_its_view_of_the_plan(tmp_path):
+def test_every_host_reads_the_whole_plan(tmp_path):
     root = project_copy(tmp_path)
-    (root / "views.yml").write_text(READ_VIEWS)
+    (root / "read-plan.yml").write_text(READ_PLAN)
     inventory = tmp_path / "two.yml"
     inventory.write_text(TWO_HOSTS)
-    result = run(root, "views.yml", inventory, tmp_path, cmdline=OPEN_LAB)
+    result = run(root, "read-plan.yml", inventory, tmp_path, cmdline=OPEN_LAB)
     out = output(result)
     assert result.status == "successful", out
-    # The head: every host whole and every worker's name; gpu02: its own entry whole, the
-    # head's address and stacks; the bastion (in no lab group): no plan at all.
-    views = {e["event_data"]["host"]: " ".join(e["event_data"]["res"]["msg"].split())
+    plans = {e["event_data"]["host"]: " ".join(e["event_data"]["res"]["msg"].split())
              for e in result.events if e["event"] == "runner_on_ok"
-             and e["event_data"]["task"] == "Show what this host's view holds."}
-    # The head: every host whole and every worker's name; gpu02: its own entry whole, of
-    # the head its address and stacks; the bastion (in no lab group): no entry of its own.
-    assert views == {
-        "gpu01": "VIEW gpu01 gpu01,gpu02 gpu01,gpu02 True 192.0.2.10,192.0.2.11",
-        "gpu02": "VIEW gpu02 gpu01,gpu02 gpu02 False 192.0.2.10,192.0.2.11",
-        "jump01": "VIEW jump01 gpu01,gpu02 False 192.0.2.10,192.0.2.11"}, views
-    # Giving out the views changes nothing anywhere.
+             and e["event_data"]["task"] == "Show what this host's plan holds."}
+    # Every host, the bastion (in no lab group) too: every host whole (services
+    # included), every worker's name, every address.
+    assert plans == {
+        host: "PLAN %s gpu01,gpu02 gpu01,gpu02 True 192.0.2.10,192.0.2.11" % host
+        for host in ("gpu01", "gpu02", "jump01")}, plans
+    # Giving out the plan changes nothing anywhere.
     assert changed_tasks(result) == []

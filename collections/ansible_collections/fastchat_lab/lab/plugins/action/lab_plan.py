@@ -13,7 +13,6 @@ from ansible_collections.fastchat_lab.lab.plugins.module_utils.lab_plan import (
     SETTING_KEYS,
     build_plan,
     format_plan_table,
-    host_views,
     merge_catalogue,
 )
 
@@ -107,7 +106,5 @@ class ActionModule(ActionBase):
         if plan["warnings"]:
             result["warnings"] = list(plan["warnings"])
         result["plan"] = plan
-        # What plan.yml gives each inventory host (module_utils/lab_plan/views.py).
-        result["views"] = host_views(plan, [h for h in groups.get("all", []) if h != "localhost"])
         result["table"] = format_plan_table(plan)
         return result

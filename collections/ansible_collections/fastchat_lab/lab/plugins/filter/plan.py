@@ -14,16 +14,16 @@ description:
   - The one accessor of the lab plan for the roles and plays (the lab_plan role's README).
     The plan is computed once a run, on the control node, by playbooks/plan.yml (the
     lab_plan role), whose one planning task (run_once) registers C(lab_plan_current) on
-    every inventory host: the plan and every host's view of it. A role reads its host's
-    view in its vars/main.yml (its own C(_role_plan) variable set to
-    C(lab_plan_current | default(none) | fastchat_lab.lab.lab_plan_required(inventory_hostname))),
+    every inventory host: one result, the plan in its C(plan), shared by every host (no
+    copy per host). A role reads it in its vars/main.yml (its own C(_role_plan) variable
+    set to C(lab_plan_current | default(none) | fastchat_lab.lab.lab_plan_required(inventory_hostname))),
     which costs a re-run no task at all.
-  - Also takes a view itself (a mapping with C(hosts) and C(summary)), as it is.
+  - Also takes a plan itself (a mapping with C(hosts) and C(summary)), as it is.
   - Fails naming the host, the variable and the fix where this run has not planned the lab.
 positional: host
 options:
   _input:
-    description: C(lab_plan_current) (the planning task's result, or a view), or none where the host has no plan.
+    description: C(lab_plan_current) (the planning task's result, or a plan), or none where the host has no plan.
     type: dict
     required: true
   host:
@@ -34,10 +34,9 @@ options:
 
 
 def lab_plan_required(plan, host):
-    # The planning task's registered result (every host of the play holds the one object):
-    # this host's view of the plan, made by the planner (module_utils/lab_plan/views.py).
-    if isinstance(plan, Mapping) and isinstance(plan.get("views"), Mapping):
-        plan = plan["views"].get(host)
+    # The planning task's registered result (every host of the play holds the one object).
+    if isinstance(plan, Mapping) and "plan" in plan:
+        plan = plan["plan"]
     if isinstance(plan, Mapping) and isinstance(plan.get("hosts"), Mapping) and isinstance(plan.get("summary"), Mapping):
         return plan
     raise AnsibleFilterError(

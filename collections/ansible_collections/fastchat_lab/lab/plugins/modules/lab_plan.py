@@ -72,14 +72,11 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: The lab plan; its shape is documented in plugins/module_utils/lab_plan/__init__.py.
-  returned: success
-  type: dict
-views:
   description:
-    - Each inventory host's view of the plan (module_utils/lab_plan/views.py), what the filter
-      C(fastchat_lab.lab.lab_plan_required) gives a host from this result (registered by the
-      lab_plan role as C(lab_plan_current)); the head's is the whole plan.
+    - The lab plan; its shape is documented in plugins/module_utils/lab_plan/__init__.py.
+    - Registered by the lab_plan role as C(lab_plan_current): every host of the play holds
+      this one result (run once), and the filter C(fastchat_lab.lab.lab_plan_required)
+      gives a host its plan from it.
   returned: success
   type: dict
 table:

@@ -18,7 +18,6 @@ package, in the order a plan is made:
 ``argv.py``        FastChat's command lines, as argv lists
 ``placement.py``   build_plan: names, GPUs, ports, stacks, memory -> the plan
 ``table.py``       the plan as the table plan.yml prints
-``views.py``       each host's view of the plan (what plan.yml gives it as lab_plan_current)
 =================  =======================================================================
 
 (``nvidia_smi.py`` beside this package parses nvidia-smi; the GPU facts module ships it.)
@@ -142,7 +141,6 @@ from .model import GPU_GROUP, HEAD_GROUP, SETTING_KEYS
 from .placement import build_plan
 from .problems import PlanError, Problem
 from .table import format_plan_table
-from .views import host_views
 
 __all__ = ["GPU_GROUP", "HEAD_GROUP", "PlanError", "Problem", "SETTING_KEYS", "build_plan",
-           "format_plan_table", "host_views", "merge_catalogue", "parse_memory_size"]
+           "format_plan_table", "merge_catalogue", "parse_memory_size"]
