@@ -44,6 +44,11 @@ elif cmd[:3] == ["docker", "image", "inspect"]:
     sys.exit(0 if cmd[3] in images else 1)
 elif cmd[:2] == ["docker", "save"]:
     sys.stdout.write("IMAGE %s\n" % cmd[2])
+elif cmd[:3] == ["docker", "image", "rm"]:
+    if cmd[3] not in images:
+        sys.exit(1)
+    with open(images_file, "w") as f:
+        f.write("".join(t + "\n" for t in images if t != cmd[3]))
 elif cmd[:2] == ["docker", "load"]:
     tag = sys.stdin.read().split()[1]
     with open(images_file, "a") as f:
@@ -102,11 +107,27 @@ def test_save_keeps_the_recorded_image_of_each_stack_once(fake):
 def test_a_new_tag_replaces_the_kept_image_of_its_stack(fake):
     head(fake, {"llamacpp-cpu": LLAMA}, [LLAMA])
     assert run(fake, "save", "fcl-head").returncode == 0
+    # A later head: load gave it the kept image, its role built a new one (inputs changed).
     head(fake, {"llamacpp-cpu": LLAMA_NEW}, [LLAMA, LLAMA_NEW])
     result = run(fake, "save", "fcl-head")
     assert result.stdout == "saved llamacpp-cpu %s\n" % LLAMA_NEW
     assert (fake["cache"] / "llamacpp-cpu.tar").read_text() == "IMAGE %s\n" % LLAMA_NEW
     assert sorted(os.listdir(fake["cache"])) == ["llamacpp-cpu.tag", "llamacpp-cpu.tar"]
+    # The superseded kept image leaves the head: it holds what its role made, one image a
+    # stack, as a fresh host would.
+    assert (fake["state"] / "images").read_text().split() == [LLAMA_NEW]
+    assert "removed the superseded kept image %s" % LLAMA in result.stderr
+
+
+def test_a_superseded_kept_image_the_head_lacks_or_keeps_using_is_left_alone(fake):
+    head(fake, {"cpu": CPU}, [CPU])
+    assert run(fake, "save", "fcl-head").returncode == 0
+    new = CPU.replace("aaaaaaaaaaaa", "dddddddddddd")
+    # The head never had the kept image: nothing to remove.
+    head(fake, {"cpu": new}, [new])
+    result = run(fake, "save", "fcl-head")
+    assert result.returncode == 0 and result.stdout == "saved cpu %s\n" % new
+    assert not [c for c in calls(fake) if c[-3:-1] == ["image", "rm"]]
 
 
 def test_save_takes_only_the_stacks_asked_for(fake):

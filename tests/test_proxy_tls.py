@@ -16,10 +16,6 @@ from ansible_collections.community.crypto.plugins.filter.x509_certificate_info i
 from ansible_collections.fastchat_lab.lab.plugins.filter.front_door import FilterModule
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.proxy_tls import NAME_CONSTRAINTS_OID, names, needs
 
-# community.crypto's certificate reader asks whether a key is DSA, which cryptography 51
-# warns about on every call: its warning, not this code's.
-pytestmark = pytest.mark.filterwarnings("ignore:DSA is deprecated")
-
 NOW = datetime.datetime(2026, 12, 7, 12, 0, tzinfo=datetime.timezone.utc)
 HEAD = names("192.0.2.10", "gpu01")
 INFO = CryptoFilters().filters()["x509_certificate_info"]
