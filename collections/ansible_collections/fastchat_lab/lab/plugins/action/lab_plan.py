@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
@@ -40,6 +43,38 @@ def conversation_templates():
     return set(conv_templates)
 
 
+# The project's collections/requirements.yml (the collections its roles use, linked by
+# scripts/setup), five directories above this file; absent where this collection is
+# installed on its own.
+REQUIREMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), *[os.pardir] * 5,
+                            "requirements.yml")
+
+
+def missing_collections(requirements=REQUIREMENTS):
+    """The collections REQUIREMENTS lists that this Ansible cannot load ([] without the file):
+    ansible.cfg reads collections from the project's collections/ only, where scripts/setup
+    links them; a run without it would fail in the middle, at the first role that uses one."""
+    import yaml  # on the control node only
+
+    try:
+        with open(requirements, encoding="utf-8") as handle:
+            entries = (yaml.safe_load(handle) or {}).get("collections") or []
+    except OSError:
+        return []
+    missing = []
+    for entry in entries:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or name.count(".") != 1:
+            continue
+        try:
+            found = importlib.util.find_spec("ansible_collections." + name) is not None
+        except ImportError:
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
 def _read(hvars, key):
     """A host variable, templated; (value, error text)."""
     try:
@@ -60,6 +95,15 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result["changed"] = False
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+
+        missing = missing_collections()
+        if missing:
+            result.update(failed=True, msg=(
+                "all: collections: %s cannot be loaded (ansible.cfg reads collections from the "
+                "project's collections/ only; collections/requirements.yml lists them). Fix: run "
+                "scripts/setup, which links them there from the ansible package of "
+                "requirements.txt." % ", ".join(missing)))
+            return result
 
         templates = conversation_templates()
         if templates is None:
