@@ -411,3 +411,68 @@ def test_every_host_reads_the_whole_plan(tmp_path):
         for host in ("gpu01", "gpu02", "jump01")}, plans
     # Giving out the plan changes nothing anywhere.
     assert changed_tasks(result) == []
+
+
+def test_each_hosts_settings_are_checked_as_the_roles_will_read_them(tmp_path):
+    """The gate reads each host's own variables over the roles' defaults, in one task:
+    a host_vars mistake is that host's alone; a default derived from a host's value (the
+    GitHub URL the repository URLs are made of) is checked for that host; an inventory
+    value may read a role default; a switch set on one host only is that host's."""
+    root = project_copy(tmp_path)
+    inventory = tmp_path / "inv"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "host_vars").mkdir()
+    (inventory / "hosts.yml").write_text(TWO_HOSTS)
+    (inventory / "group_vars" / "all.yml").write_text(
+        'fastchat_image_repo_url: "{{ fastchat_image_github_url }}/me/FastChat.git"\n')
+    (inventory / "host_vars" / "gpu01.yml").write_text("fastchat_china_mirror: true\n")
+    (inventory / "host_vars" / "gpu02.yml").write_text(
+        'fastchat_image_github_url: "ext::sh -c id"\ndocker_log_max_size: 1x\n')
+    result = run(root, "playbooks/plan.yml", inventory / "hosts.yml", tmp_path, cmdline=OPEN_LAB)
+    out = output(result)
+    assert result.status == "failed", out
+    assert "gpu02: fastchat_image_repo_url: 'ext::sh -c id/me/FastChat.git' has characters" in out
+    assert "gpu02: fastchat_image_llamacpp_repo_url: 'ext::sh -c id/ggml-org/llama.cpp.git'" in out
+    assert "gpu02: docker_log_max_size: '1x' is not a size such as 100m" in out
+    assert "gpu01: " not in out.split("Stop on any problem")[-1], out
+    # The bastion is in no lab group: not checked, not named.
+    assert "jump01" not in out.split("Stop on any problem")[-1]
+    # Without gpu02's mistakes the same lab passes: gpu01's China switch (its own mirrors)
+    # and the repository URL read from a role default are fine.
+    (inventory / "host_vars" / "gpu02.yml").write_text("fastchat_china_mirror: false\n")
+    (tmp_path / "good").mkdir()
+    result = run(root, "playbooks/plan.yml", inventory / "hosts.yml", tmp_path / "good", cmdline=OPEN_LAB)
+    assert result.status == "successful", output(result)
+
+
+CHECK_NAMED_HOSTS = """
+- name: Check named hosts' settings.
+  hosts: gpu01
+  gather_facts: false
+  tasks:
+    - name: Check the docker role's settings on the named hosts.
+      fastchat_lab.lab.lab_settings_check:
+        roles: ["{{ playbook_dir }}/roles/docker"]
+        hosts: [gpu02, "no-such-host", "evil host;id"]
+      register: found
+    - name: Show the problems.
+      ansible.builtin.debug:
+        msg: "PROBLEMS {{ found.problems | to_json }}"
+"""
+
+
+def test_the_gate_names_a_host_that_is_not_in_the_inventory(tmp_path):
+    root = project_copy(tmp_path)
+    (root / "named.yml").write_text(CHECK_NAMED_HOSTS)
+    inventory = tmp_path / "two.yml"
+    inventory.write_text(TWO_HOSTS)
+    result = run(root, "named.yml", inventory, tmp_path, cmdline="-e docker_log_max_size=1x")
+    out = output(result)
+    assert result.status == "successful", out
+    problems = next(json.loads(e["event_data"]["res"]["msg"].split(" ", 1)[1]) for e in result.events
+                    if e["event"] == "runner_on_ok" and e["event_data"]["task"] == "Show the problems.")
+    assert problems[0].startswith("gpu02: docker_log_max_size: '1x' is not a size such as 100m")
+    assert problems[1:] == [
+        "no-such-host: is not a host of the inventory. Fix: name inventory hosts in hosts.",
+        "inventory host evil?host?id: is not a host of the inventory. Fix: name inventory "
+        "hosts in hosts."]

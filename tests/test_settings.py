@@ -63,18 +63,17 @@ def test_every_role_has_the_settings_entry_point_and_the_gate_runs_it():
     with open(os.path.join(ROOT, "playbooks", "settings.yml"), encoding="utf-8") as handle:
         gate = yaml.safe_load(handle)
     assert sorted(gate[0]["vars"]["_settings_roles"]) == sorted(SPECS)
-    imported = [task["ansible.builtin.import_role"]["name"] for task in gate[0]["tasks"]
-                if "ansible.builtin.import_role" in task]
-    assert sorted(imported) == sorted(SPECS)
-    for task in gate[0]["tasks"]:
-        if "ansible.builtin.import_role" in task:
-            # The defaults alone: an entry point with no task, no argument validation task.
-            assert task["ansible.builtin.import_role"]["tasks_from"] == "defaults", task
-            assert task["ansible.builtin.import_role"]["rolespec_validate"] is False, task
+    # One check for every host, run once (the action reads each host's own variables over
+    # the roles' defaults): no task per host, no role imported into the gate's play.
+    checks = [task for task in gate[0]["tasks"] if "fastchat_lab.lab.lab_settings_check" in task]
+    assert len(checks) == 1 and checks[0]["run_once"] is True and checks[0]["no_log"] is True
+    assert checks[0]["fastchat_lab.lab.lab_settings_check"]["hosts"] == "{{ ansible_play_hosts_all }}"
+    assert all(task.get("run_once") is True for task in gate[0]["tasks"])
+    assert not any("ansible.builtin.import_role" in task for task in gate[0]["tasks"])
     for role in SPECS:
         assert os.path.isfile(os.path.join(ROOT, "roles", role, "tasks", "settings.yml")), role
-        with open(os.path.join(ROOT, "roles", role, "tasks", "defaults.yml"), encoding="utf-8") as handle:
-            assert yaml.safe_load(handle) == [], role
+        # The defaults the gate reads: each role's defaults/main.yml (the action reads no other).
+        assert os.path.isfile(os.path.join(ROOT, "roles", role, "defaults", "main.yml")), role
     with open(os.path.join(ROOT, "playbooks", "plan.yml"), encoding="utf-8") as handle:
         assert "import_playbook: settings.yml" in handle.read()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: lab_settings_check
-short_description: Every problem of the given roles' settings on this host
+short_description: Every problem of the given roles' settings on this host or on given hosts
 description:
   - Runs on the controller only (action plugin), reads no host and changes nothing.
   - Reads the options of each role's C(meta/argument_specs.yml) (the main entry point's,
@@ -27,17 +27,16 @@ options:
     type: list
     elements: path
     required: true
-  spec_only:
+  hosts:
     description:
-      - Only read the roles' settings and return them (C(options)), checking nothing. A
-        C(run_once) task does it once for a play of many hosts.
-    type: bool
-    default: false
-  spec_from:
-    description:
-      - The name of a registered result of a C(spec_only) run whose C(options) are used
-        instead of reading every role's spec again on each host (the play's settings gate).
-    type: str
+      - Check these inventory hosts instead of the task's own, all in this one task (run it
+        with C(run_once)). Each host's values are its own variables (the untemplated view
+        of C(hostvars): inventory, group and host vars, facts, extra vars) over the given
+        roles' C(defaults/main.yml), templated in that host's context: what the roles will
+        read in a play that sets no variables of its own.
+      - A name that is not an inventory host is a problem, not an error.
+    type: list
+    elements: str
 attributes:
   check_mode:
     support: full
@@ -52,30 +51,20 @@ EXAMPLES = r"""
   register: docker_settings
   no_log: true
 
-# Many hosts: read the specs once, then check each host.
-- name: Read every role's settings once.
+# Every host of the play in one task (the lab's settings gate).
+- name: Check every role's settings on every lab host.
   fastchat_lab.lab.lab_settings_check:
     roles: "{{ lab_roles }}"
-    spec_only: true
-  register: lab_settings_spec
-  run_once: true
-
-- name: Check every role's settings on this host.
-  fastchat_lab.lab.lab_settings_check:
-    roles: "{{ lab_roles }}"
-    spec_from: lab_settings_spec
+    hosts: "{{ ansible_play_hosts_all }}"
   register: lab_settings_found
+  run_once: true
   no_log: true
 """
 
 RETURN = r"""
 problems:
   description: Every problem found, each naming the host, the variable, what is wrong and the fix.
-  returned: success, unless spec_only
+  returned: success
   type: list
   elements: str
-options:
-  description: The roles' settings ({variable: argument-spec option}).
-  returned: with spec_only
-  type: dict
 """
