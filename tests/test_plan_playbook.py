@@ -216,19 +216,40 @@ def test_settings_reach_the_planner_untyped_so_its_checks_fire(tmp_path):
     assert "all: fastchat_api_port: must be a port number (1-65535), got '8000x'" in out
 
 
-def test_the_preflight_entry_point_validates_its_arguments(tmp_path):
-    """tasks_from: preflight runs the entry point's argument spec (preflight.yml would not)."""
+OWN_PREFLIGHT = """
+- name: Plan the lab.
+  ansible.builtin.import_playbook: playbooks/plan.yml
+
+- name: A playbook of one's own that runs the deploy's preflight.
+  hosts: fastchat_head
+  gather_facts: false
+  tasks:
+    - name: Check the deployment settings.
+      ansible.builtin.include_role:
+        name: fastchat_deploy
+        tasks_from: preflight
+"""
+
+
+def test_the_preflight_entry_point_validates_its_arguments_and_the_lab_does_not_twice(tmp_path):
+    """A playbook of one's own that includes tasks_from: preflight gets the entry point's
+    argument validation; playbooks/preflight.yml, after the settings gate, does not repeat it."""
     root = project_copy(tmp_path)
+    (root / "own-preflight.yml").write_text(OWN_PREFLIGHT)
     (root / "preflight.yml").write_text(PLAN_THEN_PREFLIGHT)
     inventory = tmp_path / "no-key.yml"
     inventory.write_text(NO_KEY_INVENTORY)
-    result = run(root, "preflight.yml", inventory, tmp_path, cmdline=OPEN_LAB)
-    assert result.status == "successful", output(result)
-    validations = [e["event_data"]["task"] for e in result.events
-                   if e["event"] == "runner_on_ok" and e["event_data"]["task"].startswith(
-                       "Validating arguments against arg spec")]
+
+    def validations(playbook, where):
+        where.mkdir()
+        result = run(root, playbook, inventory, where, cmdline=OPEN_LAB)
+        assert result.status == "successful", output(result)
+        return [e["event_data"]["task"] for e in result.events
+                if e["event"] == "runner_on_ok" and e["event_data"]["task"].startswith(
+                    "Validating arguments against arg spec")]
     assert "Validating arguments against arg spec 'preflight' - Check the deployment settings " \
-           "before any host is changed." in validations
+           "before any host is changed." in validations("own-preflight.yml", tmp_path / "own")
+    assert validations("preflight.yml", tmp_path / "lab") == []
 
 
 # Lab-wide settings of several roles set wrongly (issue 24), as JSON (-e key=value would

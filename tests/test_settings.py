@@ -439,3 +439,54 @@ def test_numbers_from_the_command_line_are_read_as_the_roles_read_them():
     assert check("lab_judge_temperature", "0.7") == []
     assert check("nvidia_driver_verify", "yes") == []
     assert "must be a list" in check("docker_users", "alice,bob")[0]
+
+
+def _role_calls(tasks):
+    """Every include_role/import_role call in a play's task list (blocks included)."""
+    for task in tasks or []:
+        for key in ("ansible.builtin.import_role", "ansible.builtin.include_role"):
+            if key in task:
+                yield task[key]
+        for section in ("block", "rescue", "always"):
+            yield from _role_calls(task.get(section))
+
+
+def _plays_in_order(path, seen=()):
+    """(playbook file, play) for every play a playbook runs, imports followed in order."""
+    with open(path, encoding="utf-8") as handle:
+        plays = yaml.safe_load(handle)
+    for play in plays:
+        if "ansible.builtin.import_playbook" in play:
+            target = os.path.normpath(os.path.join(os.path.dirname(path), play["ansible.builtin.import_playbook"]))
+            assert target not in seen, target
+            yield from _plays_in_order(target, seen + (path,))
+        else:
+            yield os.path.relpath(path, ROOT), play
+
+
+def test_a_role_skips_its_argument_check_only_after_the_settings_gate():
+    """rolespec_validate: false (the gate has checked every role's settings by the same
+    specs) only in plays that every playbook one runs reaches after plan.yml's gate:
+    never in a playbook run alone before it (docker.yml, nvidia.yml keep the check)."""
+    entry_points = [os.path.join(ROOT, "site.yml")]
+    for name in sorted(n for n in os.listdir(os.path.join(ROOT, "playbooks")) if n.endswith(".yml")):
+        path = os.path.join(ROOT, "playbooks", name)
+        with open(path, encoding="utf-8") as handle:
+            if "ansible-playbook playbooks/%s" % name in handle.read():
+                entry_points.append(path)
+    assert len(entry_points) >= 8, entry_points
+    skipping = set()
+    for entry in entry_points:
+        gate_seen = False
+        for source, play in _plays_in_order(entry):
+            if source == os.path.join("playbooks", "settings.yml"):
+                gate_seen = True
+            for call in _role_calls(play.get("tasks")):
+                # The planner types every setting it takes itself; "defaults" has no task.
+                if call.get("rolespec_validate") is False and call["name"] != "lab_plan" \
+                        and call.get("tasks_from") != "defaults":
+                    skipping.add(source)
+                    assert gate_seen, "%s: %s skips its argument check before the settings gate (run by %s)" % (
+                        source, call["name"], os.path.relpath(entry, ROOT))
+    assert skipping == {os.path.join("playbooks", name) for name in (
+        "preflight.yml", "images.yml", "weights.yml", "fastchat.yml", "deploy.yml")}, skipping
