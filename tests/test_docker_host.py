@@ -144,3 +144,44 @@ def test_every_reason_is_said_at_once(host, keys):
     result = needs(probe, wanted, {"daemon_json": True, "repository": True})
     assert result["key"] and result["install"] and result["service"] and result["repository_changed"]
     assert len(result["why"]) == 6, result["why"]
+
+
+def test_daemon_json_is_written_in_one_place():
+    """docker_host.py owns daemon.json's path: the docker role (writes it), the toolkit role
+    and the firewall (read it) take it from there, through the filter docker_file."""
+    import os
+    import re
+
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.fastchat_lab.lab.plugins.filter.docker import docker_file
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils import docker_host, firewall
+
+    assert docker_file("daemon_json") == docker_host.DAEMON_JSON == "/etc/docker/daemon.json"
+    assert firewall.DAEMON_JSON is docker_host.DAEMON_JSON
+    with pytest.raises(AnsibleFilterError, match="is not one of Docker's files"):
+        docker_file("../../etc/shadow")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    written = []
+    for top in ("roles", os.path.join("collections", "ansible_collections", "fastchat_lab")):
+        for folder, _dirs, files in os.walk(os.path.join(root, top)):
+            for name in files:
+                path = os.path.join(folder, name)
+                if not name.endswith((".yml", ".yaml", ".py", ".j2")):
+                    continue
+                with open(path, encoding="utf-8") as handle:
+                    for number, line in enumerate(handle, 1):
+                        code = line.split("#", 1)[0] if name.endswith((".yml", ".yaml", ".py")) else line
+                        # A value: the path quoted (Python) or a YAML value of its own.
+                        if re.search(r"[\"']/etc/docker/daemon\.json[\"']|:\s*/etc/docker/daemon\.json\s*$", code):
+                            written.append("%s:%d" % (os.path.relpath(path, root), number))
+    assert written == [os.path.join("collections", "ansible_collections", "fastchat_lab", "lab", "plugins",
+                                    "module_utils", "docker_host.py") + ":%d" % _line_of_daemon_json()], written
+
+
+def _line_of_daemon_json():
+    import inspect
+
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils import docker_host
+
+    lines = inspect.getsource(docker_host).splitlines()
+    return next(n for n, line in enumerate(lines, 1) if line.startswith("DAEMON_JSON = "))

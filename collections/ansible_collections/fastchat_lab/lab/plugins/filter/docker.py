@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: fastchat-lab contributors
 # Apache License 2.0
-"""Filter of the docker role: what it must do on one host, and why (module_utils/docker_host.py)."""
+"""Filters of the docker role: what it must do on one host, and why, and where Docker's files
+are (module_utils/docker_host.py)."""
 
 DOCUMENTATION = r"""
 name: docker_needs
@@ -33,6 +34,17 @@ def docker_needs(probe, wanted, changed=None):
     return needs(probe, wanted, changed)
 
 
+def docker_file(name):
+    """The path of Docker's file NAME (daemon_json): module_utils/docker_host.py owns it."""
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.fastchat_lab.lab.plugins.module_utils.docker_host import FILES
+
+    if name not in FILES:
+        raise AnsibleFilterError("docker_file: %r is not one of Docker's files the lab knows (%s)"
+                                 % (name, ", ".join(sorted(FILES))))
+    return FILES[name]
+
+
 class FilterModule:
     def filters(self):
-        return {"docker_needs": docker_needs}
+        return {"docker_needs": docker_needs, "docker_file": docker_file}

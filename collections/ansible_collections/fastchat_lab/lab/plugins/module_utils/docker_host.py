@@ -27,6 +27,11 @@ from __future__ import annotations
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.keyring import keyring_reasons
 
 SERVICE = "docker.service"
+# Docker's daemon.json, written in this one place: the docker role writes it (keys merged
+# into the others'), the nvidia_container_toolkit role and module_utils/firewall.py read it
+# (the filter docker_file gives it to the roles' tasks).
+DAEMON_JSON = "/etc/docker/daemon.json"
+FILES = {"daemon_json": DAEMON_JSON}
 
 
 def _users_missing(probe, users):

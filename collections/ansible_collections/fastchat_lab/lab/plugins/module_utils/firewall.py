@@ -47,6 +47,7 @@ import posixpath
 import re
 
 from ansible_collections.fastchat_lab.lab.plugins.module_utils.compose import BRIDGE as COMPOSE_BRIDGE
+from ansible_collections.fastchat_lab.lab.plugins.module_utils.docker_host import DAEMON_JSON
 
 CHAIN = "FASTCHAT-LAB"
 COMMENT = "fastchat-lab"
@@ -54,7 +55,6 @@ COMMENT = "fastchat-lab"
 # script path that is there without it belongs to someone else.
 MARKER = "(role lab_firewall)"
 DOCKER_BRIDGE = "docker0"
-DAEMON_JSON = "/etc/docker/daemon.json"
 UNIT_DIR = "/etc/systemd/system"
 # A script named like a command there would shadow it for every PATH that lists
 # /usr/local first (dockerd calling iptables, for one).
