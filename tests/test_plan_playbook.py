@@ -414,14 +414,19 @@ READ_PLAN = """
 """
 
 
-def test_every_host_reads_the_whole_plan(tmp_path):
+def run_own_playbook(tmp_path, playbook, inventory_text, cmdline=""):
+    """A playbook of one's own next to the project's, on an inventory of one's own; it must pass."""
     root = project_copy(tmp_path)
-    (root / "read-plan.yml").write_text(READ_PLAN)
-    inventory = tmp_path / "two.yml"
-    inventory.write_text(TWO_HOSTS)
-    result = run(root, "read-plan.yml", inventory, tmp_path, cmdline=OPEN_LAB)
-    out = output(result)
-    assert result.status == "successful", out
+    (root / "own-playbook.yml").write_text(playbook)
+    inventory = tmp_path / "own-inventory.yml"
+    inventory.write_text(inventory_text)
+    result = run(root, "own-playbook.yml", inventory, tmp_path, cmdline=cmdline)
+    assert result.status == "successful", output(result)
+    return result
+
+
+def test_every_host_reads_the_whole_plan(tmp_path):
+    result = run_own_playbook(tmp_path, READ_PLAN, TWO_HOSTS, cmdline=OPEN_LAB)
     plans = {e["event_data"]["host"]: " ".join(e["event_data"]["res"]["msg"].split())
              for e in result.events if e["event"] == "runner_on_ok"
              and e["event_data"]["task"] == "Show what this host's plan holds."}
@@ -483,13 +488,7 @@ CHECK_NAMED_HOSTS = """
 
 
 def test_the_gate_names_a_host_that_is_not_in_the_inventory(tmp_path):
-    root = project_copy(tmp_path)
-    (root / "named.yml").write_text(CHECK_NAMED_HOSTS)
-    inventory = tmp_path / "two.yml"
-    inventory.write_text(TWO_HOSTS)
-    result = run(root, "named.yml", inventory, tmp_path, cmdline="-e docker_log_max_size=1x")
-    out = output(result)
-    assert result.status == "successful", out
+    result = run_own_playbook(tmp_path, CHECK_NAMED_HOSTS, TWO_HOSTS, cmdline="-e docker_log_max_size=1x")
     problems = next(json.loads(e["event_data"]["res"]["msg"].split(" ", 1)[1]) for e in result.events
                     if e["event"] == "runner_on_ok" and e["event_data"]["task"] == "Show the problems.")
     assert problems[0].startswith("gpu02: docker_log_max_size: '1x' is not a size such as 100m")
