@@ -38,7 +38,7 @@ def listed():
 def used():
     """Collection names used in the project's YAML and ansible.cfg (module, filter, lookup,
     callback names: namespace.collection.plugin)."""
-    names = set()
+    names, listed_names = set(), listed()
     for source in SOURCES:
         path = os.path.join(ROOT, source)
         files = [path] if os.path.isfile(path) else [
@@ -49,7 +49,7 @@ def used():
                 text = handle.read()
             for match in FQCN.finditer(text):
                 namespace = match.group(1)
-                if namespace.split(".")[0] in ("ansible", "community") or namespace in listed():
+                if namespace.split(".")[0] in ("ansible", "community") or namespace in listed_names:
                     names.add(namespace)
     return names - OWN
 
