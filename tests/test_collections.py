@@ -164,3 +164,27 @@ def test_the_planner_names_the_collections_this_ansible_cannot_load(tmp_path):
     assert missing_collections(reqs) == ["community.nosuchthing"]
     # This collection installed on its own, without the project's file: nothing to check.
     assert missing_collections(str(tmp_path / "absent.yml")) == []
+
+
+def test_every_plugins_documentation_is_yaml():
+    """ansible-doc (and ansible-lint) read DOCUMENTATION, EXAMPLES and RETURN as YAML: a
+    plain scalar with ': ' in it breaks the page of every filter in that file."""
+    import ast
+    import glob
+
+    plugins = os.path.join(ROOT, "collections", "ansible_collections", "fastchat_lab", "lab", "plugins")
+    broken, read = [], 0
+    for path in sorted(glob.glob(os.path.join(plugins, "*", "*.py"))):
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in (
+                    "DOCUMENTATION", "EXAMPLES", "RETURN"):
+                read += 1
+                try:
+                    yaml.safe_load(node.value.value)
+                except yaml.YAMLError as exc:
+                    broken.append("%s %s: %s" % (os.path.relpath(path, plugins), node.targets[0].id,
+                                                 str(exc).splitlines()[0]))
+    assert read >= 30, read
+    assert broken == []

@@ -7,7 +7,8 @@ DOCUMENTATION = r"""
 name: gpu_facts_lines
 short_description: One line per host of the GPUs the gpu_facts role found.
 description:
-  - Input is C({host: what fastchat_lab.lab.nvidia_gpu_facts registered there}); returns
+  - >-
+    Input is C({host: what fastchat_lab.lab.nvidia_gpu_facts registered there}); returns
     C(HOST: N GPU(s): NAMES MESSAGE) for each, or C(HOST: not read (WHY)) where the task did
     not run.
 positional: _input

@@ -11,10 +11,11 @@ DOCUMENTATION = r"""
 name: hub_problems
 short_description: Problems of the hub settings and where the hub token may go (module_utils/hub.py).
 description:
-  - Returns a list of "all, variable, what, Fix" lines, empty when the hub URL, the models'
+  - >-
+    Returns a list of "all, variable, what, Fix" lines, empty when the hub URL, the models'
     sources and the token's allowed hosts are fine. Also provides C(hub_clone_url)
     (C(hub_url | fastchat_lab.lab.hub_clone_url(source))), C(weights_probe_commands)
-    (C(helper | fastchat_lab.lab.weights_probe_commands(models, names)): the probe's one
+    (C(helper | fastchat_lab.lab.weights_probe_commands(models, names)), the probe's one
     question to the weights helper) and C(weights_missing)
     (C(probe | fastchat_lab.lab.weights_missing(fallback, host)): its answer, the models the
     host lacks; module_utils/weights_host.py).

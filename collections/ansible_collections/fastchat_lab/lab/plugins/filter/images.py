@@ -12,10 +12,11 @@ short_description: The stacks whose image a host lacks, from docker_image_info's
 description:
   - C(info | fastchat_lab.lab.images_missing(wanted)), C(info) what
     C(community.docker.docker_image_info) registered for the references of C(wanted)
-    ({stack: image reference}). Returns the stacks whose reference is not among the
+    (a dict of stack to image reference). Returns the stacks whose reference is not among the
     C(RepoTags) of the images found, in C(wanted)'s order. A skipped lookup lacks none; a
     failed one (check mode on a host without Docker yet) lacks every one.
-  - Also provides C(plan | images_wanted(host, images)) ({stack: reference} of the stacks
+  - >-
+    Also provides C(plan | images_wanted(host, images)) ({stack: reference} of the stacks
     the host's plan needs, among C(images)) and C(infos | images_lacked(plan, images))
     (the references some host lacks, from C({host: docker_image_info result})), and
     C(ctx | image_context_files(items, contents, extra_ca)) (a stack's build context as

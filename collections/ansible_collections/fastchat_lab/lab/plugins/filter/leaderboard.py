@@ -12,7 +12,7 @@ description:
     bad value (all, the variable, what is wrong, and Fix).
   - Also provides C(leaderboard_backups_to_remove) (paths, keep) -> the backups beyond
     the C(keep) newest, by the UTC time in their names, and C(leaderboard_models) (the
-    plan's models, the GPU hosts' {model: image}) -> what was compared, per model.
+    plan's models, the GPU hosts' model-to-image dicts) -> what was compared, per model.
 positional: _input
 options:
   _input:

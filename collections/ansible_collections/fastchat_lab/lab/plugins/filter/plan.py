@@ -14,7 +14,7 @@ description:
   - The one accessor of the lab plan for the roles and plays (the lab_plan role's README).
     The plan is computed once a run, on the control node, by playbooks/plan.yml (the
     lab_plan role), whose one planning task (run_once) registers C(lab_plan_current) on
-    every inventory host: one result, the plan in its C(plan), shared by every host (no
+    every inventory host; one result, the plan in its C(plan), shared by every host (no
     copy per host). A role reads it in its vars/main.yml (its own C(_role_plan) variable
     set to C(lab_plan_current | default(none) | fastchat_lab.lab.lab_plan_required(inventory_hostname))),
     which costs a re-run no task at all.

@@ -74,7 +74,7 @@ RETURN = r"""
 plan:
   description:
     - The lab plan; its shape is documented in plugins/module_utils/lab_plan/__init__.py.
-    - Registered by the lab_plan role as C(lab_plan_current): every host of the play holds
+    - Registered by the lab_plan role as C(lab_plan_current); every host of the play holds
       this one result (run once), and the filter C(fastchat_lab.lab.lab_plan_required)
       gives a host its plan from it.
   returned: success

@@ -31,8 +31,8 @@ options:
     description:
       - Check these inventory hosts instead of the task's own, all in this one task (run it
         with C(run_once)). Each host's values are its own variables (the untemplated view
-        of C(hostvars): inventory, group and host vars, facts, extra vars) over the given
-        roles' C(defaults/main.yml), templated in that host's context: what the roles will
+        of C(hostvars), that is inventory, group and host vars, facts, extra vars) over the
+        given roles' C(defaults/main.yml), templated in that host's context; what the roles will
         read in a play that sets no variables of its own.
       - A name that is not an inventory host is a problem, not an error.
     type: list
