@@ -118,8 +118,8 @@ def test_invalid_inventory_stops_site_yml_before_any_host_is_changed(tmp_path):
     assert "Fix: use backend: hf" in out
     assert "gpu01: fastchat_workers[1].gpus: GPU 1 is already given to worker" in out
     # Only the read-only GPU facts play and the plan ran: the Docker play never started.
-    assert plays_started(result) == ["Read the NVIDIA GPUs of the GPU hosts.",
-                     "Read the default IPv4 address of every lab host.", "Plan the FastChat lab."]
+    assert plays_started(result) == ["Read the default IPv4 address of every lab host.",
+                                     "Read the NVIDIA GPUs of the GPU hosts.", "Plan the FastChat lab."]
     assert changed_tasks(result) == []
 
 
