@@ -21,6 +21,12 @@ description:
     (the references some host lacks, from C({host: docker_image_info result})), and
     C(ctx | image_context_files(items, contents, extra_ca)) (a stack's build context as
     lab_files entries).
+  - >-
+    And the build host's source clones: C(clones | image_clone_probe) (host_probe commands
+    asking each clone of C({name: path}) its commit, its changes to tracked files and its
+    origin, offline), C(probe | image_clone_current(name, url, commit)) (true where the clone
+    is at C(commit), unchanged, from C(url): the git task would change nothing) and
+    C(probe | image_clone_head(name)) (the clone's commit, or "").
 positional: _input
 options:
   _input:
@@ -49,4 +55,6 @@ def _wrap(name):
 class FilterModule:
     def filters(self):
         return {"images_missing": _wrap("missing"), "images_wanted": _wrap("wanted"),
-                "images_lacked": _wrap("lacked"), "image_context_files": _wrap("context_files")}
+                "images_lacked": _wrap("lacked"), "image_context_files": _wrap("context_files"),
+                "image_clone_probe": _wrap("clone_probe_commands"),
+                "image_clone_current": _wrap("clone_current"), "image_clone_head": _wrap("clone_head")}

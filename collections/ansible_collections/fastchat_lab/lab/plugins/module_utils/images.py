@@ -7,9 +7,11 @@
 Each host looks up the images of the stacks its plan needs (:func:`wanted`) in one
 docker_image_info task; :func:`missing` reads one host's answer, :func:`lacked` every
 host's (what the build host saves and serves); :func:`context_files` lays out a stack's
-build context. Pure Python (standard library only): the ``fastchat_lab.lab.images_wanted``,
-``images_missing``, ``images_lacked`` and ``image_context_files`` filters wrap them;
-``tests/test_images.py`` checks them.
+build context; :func:`clone_probe_commands` and :func:`clone_current` say whether a source
+clone on the build host is already what the build needs. Pure Python (standard library
+only): the ``fastchat_lab.lab.images_wanted``, ``images_missing``, ``images_lacked``,
+``image_context_files``, ``image_clone_probe`` and ``image_clone_current`` filters wrap
+them; ``tests/test_images.py`` checks them.
 """
 
 from __future__ import annotations
@@ -70,3 +72,55 @@ def context_files(ctx, items, contents, extra_ca=""):
         files.append({"path": ctx + "/" + dest, "mode": "0644", "content": content})
     files.append({"path": ctx + "/build/extra-ca.crt", "mode": "0644", "content": extra_ca or ""})
     return files
+
+
+# The clones of the build host (FastChat's, llama.cpp's): whether each is already what the
+# build needs is asked of the clone itself, offline. ansible.builtin.git finds "nothing to
+# do" only after asking the remote (ls-remote, two or three times a clone): every re-run
+# would reach GitHub or the mirror, slow behind a slow link, and fail where it is down.
+CLONE_QUESTIONS = ("head", "status", "origin")
+
+
+def clone_probe_commands(clones):
+    """host_probe commands (read-only, no network) for each clone of ``{name: path}``:
+    ``<name>.head`` its checked-out commit, ``<name>.status`` its changes to tracked files
+    (what the git module calls local modifications), ``<name>.origin`` its remote's URL."""
+    if not isinstance(clones, dict):
+        raise ImagesError("the clones must be a mapping of name to path, got %s"
+                          % type(clones).__name__)
+    commands = {}
+    for name, path in clones.items():
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ImagesError("%s: the clone's path %r is not absolute" % (name, path))
+        git = ["git", "-C", path]
+        commands[name + ".head"] = git + ["rev-parse", "--verify", "HEAD^{commit}"]
+        commands[name + ".status"] = git + ["status", "--porcelain", "--untracked-files=no"]
+        commands[name + ".origin"] = git + ["remote", "get-url", "origin"]
+    return commands
+
+
+def clone_current(probe, name, url, commit):
+    """True where the clone ``name``, as ``probe`` (host_probe's result with the commands of
+    :func:`clone_probe_commands`) found it, is checked out at ``commit`` with no change to a
+    tracked file and ``url`` as its origin: the git task would change nothing. False for
+    anything else (no clone, no git, another commit, local changes, another origin, a
+    failed question) and where no commit is known to compare with (a ref's first build)."""
+    if not isinstance(commit, str) or not commit:
+        return False
+    answers = (probe or {}).get("commands") or {}
+    got = {}
+    for question in CLONE_QUESTIONS:
+        answer = answers.get("%s.%s" % (name, question))
+        if not isinstance(answer, dict) or answer.get("rc") != 0:
+            return False
+        got[question] = (answer.get("stdout") or "").strip()
+    return got["head"] == commit and got["status"] == "" and got["origin"] == url
+
+
+def clone_head(probe, name):
+    """The commit the clone ``name`` is checked out at, as ``probe`` found it ("" when the
+    question failed)."""
+    answer = ((probe or {}).get("commands") or {}).get(name + ".head")
+    if not isinstance(answer, dict) or answer.get("rc") != 0:
+        return ""
+    return (answer.get("stdout") or "").strip()
