@@ -7,11 +7,12 @@
 Each host looks up the images of the stacks its plan needs (:func:`wanted`) in one
 docker_image_info task; :func:`missing` reads one host's answer, :func:`lacked` every
 host's (what the build host saves and serves); :func:`context_files` lays out a stack's
-build context; :func:`clone_probe_commands` and :func:`clone_current` say whether a source
-clone on the build host is already what the build needs. Pure Python (standard library
-only): the ``fastchat_lab.lab.images_wanted``, ``images_missing``, ``images_lacked``,
-``image_context_files``, ``image_clone_probe`` and ``image_clone_current`` filters wrap
-them; ``tests/test_images.py`` checks them.
+build context; :func:`clone_probe_commands`, :func:`clone_current` and :func:`clone_head`
+say whether a source clone on the build host is already what the build needs, and at which
+commit it is. Pure Python (standard library only): the ``fastchat_lab.lab.images_wanted``,
+``images_missing``, ``images_lacked``, ``image_context_files``, ``image_clone_probe``,
+``image_clone_current`` and ``image_clone_head`` filters wrap them; ``tests/test_images.py``
+checks them.
 """
 
 from __future__ import annotations
@@ -107,20 +108,20 @@ def clone_current(probe, name, url, commit):
     failed question) and where no commit is known to compare with (a ref's first build)."""
     if not isinstance(commit, str) or not commit:
         return False
-    answers = (probe or {}).get("commands") or {}
-    got = {}
-    for question in CLONE_QUESTIONS:
-        answer = answers.get("%s.%s" % (name, question))
-        if not isinstance(answer, dict) or answer.get("rc") != 0:
-            return False
-        got[question] = (answer.get("stdout") or "").strip()
+    got = {question: _clone_answer(probe, name, question) for question in CLONE_QUESTIONS}
     return got["head"] == commit and got["status"] == "" and got["origin"] == url
 
 
 def clone_head(probe, name):
     """The commit the clone ``name`` is checked out at, as ``probe`` found it ("" when the
     question failed)."""
-    answer = ((probe or {}).get("commands") or {}).get(name + ".head")
+    return _clone_answer(probe, name, "head") or ""
+
+
+def _clone_answer(probe, name, question):
+    """The clone's answer to one question of :func:`clone_probe_commands`, stripped; None
+    where it was not asked or failed."""
+    answer = ((probe or {}).get("commands") or {}).get("%s.%s" % (name, question))
     if not isinstance(answer, dict) or answer.get("rc") != 0:
-        return ""
+        return None
     return (answer.get("stdout") or "").strip()
