@@ -22,7 +22,11 @@ description:
     name (a directory on the serving host), rsync://ADDRESS:PORT/MODULE/NAME/ to DEST_ROOT/NAME.
   - With C(into=DIR) each name is a file, pulled with each of C(suffixes) into DIR.
   - Also provides C(handout_paths) (C(names | handout_paths(directories=true, suffixes=['']))),
-    what the serving host lists (lab_transfer_paths).
+    what the serving host lists (lab_transfer_paths); C(handout_lease) (C(name | handout_lease)),
+    the lease file of a transfer name on the serving host; and C(handout_runs)
+    (C(host | handout_runs(serving_host, wanted, name, probe, serving_work))), whether a host
+    runs a hand-out this run (some host lacks something, or the serving host has work of its
+    own or a lease an interrupted run left).
 positional: _input
 options:
   _input:
@@ -48,4 +52,6 @@ class FilterModule:
         return {
             "handout_items": _wrap("items"),
             "handout_paths": _wrap("served_paths"),
+            "handout_lease": _wrap("lease"),
+            "handout_runs": _wrap("runs"),
         }

@@ -6,12 +6,17 @@ GGUF files and the image archives, so that every rsync:// source has one shape."
 
 import ipaddress
 import re
+from collections.abc import Mapping
 
 # A served name: a model directory, a GGUF file or an image archive (the transfer
 # helper's own SOURCE_RE allows these characters in a path).
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,200}\Z")
 MODULE_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?\Z")
 SUFFIX_RE = re.compile(r"^[A-Za-z0-9._-]{0,32}\Z")
+# Where the transfer helper (roles/lab_transfer, fastchat_lab_transfer.py: STATE) keeps the
+# lease of each transfer name while a daemon may serve it; tests/test_handout.py holds the
+# two together.
+TRANSFER_STATE = "/run/fastchat-lab/transfer"
 
 
 class HandoutError(ValueError):
@@ -80,3 +85,33 @@ def served_paths(names, directories=True, suffixes=("",)):
             raise HandoutError("%r is not a name the hand-out serves" % (name,))
         out.extend([name + "/"] if directories else [name + s for s in suffixes])
     return out
+
+
+def lease(name):
+    """The lease file of transfer NAME on the serving host: there while a daemon of that
+    name may serve (lab_transfer's stop is a no-op where it is not)."""
+    if not isinstance(name, str) or not MODULE_RE.match(name) or ".." in name:
+        raise HandoutError("%r is not a transfer name" % (name,))
+    return "%s/%s.lease" % (TRANSFER_STATE, name)
+
+
+def runs(host, serving_host, wanted, name, probe=None, serving_work=()):
+    """Whether HOST runs a hand-out this run: every host where some host lacks something
+    (WANTED: the serving host serves it, the others pull what they lack); the serving host
+    also where it has work of its own first (SERVING_WORK: what it fetches or makes) or
+    where its PROBE (a host_probe result that asked for lease(NAME)) found NAME's lease,
+    the mark of a daemon an interrupted run left, which the hand-out's stop ends. On a
+    converged lab: no host (a skipped step each, no stop to run)."""
+    for what, value in (("wanted", wanted), ("serving_work", serving_work)):
+        if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
+            raise HandoutError("%s: %r is not a list" % (what, value))
+    if wanted:
+        return True
+    if host != serving_host:
+        return False
+    if serving_work:
+        return True
+    lease_path = lease(name)
+    paths = probe.get("paths") if isinstance(probe, Mapping) else None
+    state = paths.get(lease_path) if isinstance(paths, Mapping) else None
+    return isinstance(state, Mapping) and state.get("exists") is True
