@@ -149,7 +149,7 @@ def test_api_without_keys_stops_site_yml_before_any_host_is_changed(tmp_path):
                  cmdline=OPEN_LAB)
     out = output(result)
     assert result.status == "successful", out
-    assert "Check the API server's keys." in out
+    assert "fastchat_deploy : Check the API keys, the web UI's logins and its page settings." in out
 
 
 def test_a_web_ui_without_logins_stops_site_yml_before_any_host_is_changed(tmp_path):
