@@ -40,6 +40,7 @@ def test_files_with_their_companions_go_into_one_directory():
     ({"port": 0}, "is not a port"),
     ({"port": True}, "is not a port"),
     ({"module": "a/b"}, "is not a transfer name"),
+    ({"module": "a..b"}, "is not a transfer name"),
     ({"dest_root": "relative"}, "is not a normalised absolute directory"),
     ({"dest_root": DIR + "/../etc"}, "is not a normalised absolute directory"),
     ({"into": "/etc"}, "is not a directory directly inside"),
@@ -113,6 +114,7 @@ def test_who_runs_a_hand_out(host, wanted, probe, work, runs):
     ({"wanted": {"Qwen-7B-Chat": 1}}, "wanted: .* is not a list"),
     ({"serving_work": None}, "serving_work: .* is not a list"),
     ({"name": "../etc/passwd"}, "is not a transfer name"),
+    ({"name": "a/b", "wanted": ["Qwen-7B-Chat"]}, "is not a transfer name"),
 ])
 def test_a_hand_out_question_of_another_shape_is_refused(kwargs, why):
     args = {"host": "head", "serving_host": "head", "wanted": [], "name": "fastchat-models",

@@ -35,6 +35,14 @@ def _address(address):
     return str(ip)
 
 
+def _transfer_name(name):
+    """NAME as the transfer helper takes it (its _check_name): a rsync module name and the
+    stem of its files under TRANSFER_STATE."""
+    if not isinstance(name, str) or not MODULE_RE.match(name) or ".." in name:
+        raise HandoutError("%r is not a transfer name" % (name,))
+    return name
+
+
 def _names(names):
     if not isinstance(names, (list, tuple)):
         raise HandoutError("%r is not a name the hand-out serves: give a list of names" % (names,))
@@ -51,8 +59,7 @@ def items(names, address, port, module, dest_root, into=None, suffixes=("",)):
         port = int(port)
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise HandoutError("%r is not a port" % (port,))
-    if not isinstance(module, str) or not MODULE_RE.match(module):
-        raise HandoutError("%r is not a transfer name" % (module,))
+    _transfer_name(module)
     if not isinstance(dest_root, str) or not dest_root.startswith("/") or dest_root.endswith("/") \
             or "/../" in dest_root + "/" or "//" in dest_root:
         raise HandoutError("%r is not a normalised absolute directory" % (dest_root,))
@@ -90,9 +97,7 @@ def served_paths(names, directories=True, suffixes=("",)):
 def lease(name):
     """The lease file of transfer NAME on the serving host: there while a daemon of that
     name may serve (lab_transfer's stop is a no-op where it is not)."""
-    if not isinstance(name, str) or not MODULE_RE.match(name) or ".." in name:
-        raise HandoutError("%r is not a transfer name" % (name,))
-    return "%s/%s.lease" % (TRANSFER_STATE, name)
+    return "%s/%s.lease" % (TRANSFER_STATE, _transfer_name(name))
 
 
 def runs(host, serving_host, wanted, name, probe=None, serving_work=()):
@@ -102,6 +107,7 @@ def runs(host, serving_host, wanted, name, probe=None, serving_work=()):
     where its PROBE (a host_probe result that asked for lease(NAME)) found NAME's lease,
     the mark of a daemon an interrupted run left, which the hand-out's stop ends. On a
     converged lab: no host (a skipped step each, no stop to run)."""
+    lease_path = lease(name)
     for what, value in (("wanted", wanted), ("serving_work", serving_work)):
         if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
             raise HandoutError("%s: %r is not a list" % (what, value))
@@ -111,7 +117,6 @@ def runs(host, serving_host, wanted, name, probe=None, serving_work=()):
         return False
     if serving_work:
         return True
-    lease_path = lease(name)
     paths = probe.get("paths") if isinstance(probe, Mapping) else None
     state = paths.get(lease_path) if isinstance(paths, Mapping) else None
     return isinstance(state, Mapping) and state.get("exists") is True
