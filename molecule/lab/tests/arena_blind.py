@@ -117,8 +117,20 @@ async def _short_answers(page):
     rarely sample an end token, so each answer would run to the page's 1,024 tokens and
     the streams' re-rendering (not the engines) would fill this machine's cores; the race
     checked here does not depend on the answers' length."""
-    await page.get_by_text("Parameters", exact=True).locator("visible=true").first.click()
+    toggle = page.get_by_text("Parameters", exact=True).locator("visible=true").first
     box = page.get_by_label("number input for Max output tokens").locator("visible=true").first
+
+    async def opened():
+        return await box.count() > 0
+
+    # As with the tabs: a click that lands while gradio is still wiring the page up is
+    # dropped, so the accordion is clicked until its box shows (a second click on an open
+    # one would close it, so only while it is still shut).
+    end = time.monotonic() + 60
+    while not await opened():
+        await toggle.click(timeout=10000)
+        if await _wait(opened, 5) or time.monotonic() > end:
+            break
     await box.fill(str(SHORT_ANSWER_TOKENS))
     await box.press("Enter")
     await box.blur()
