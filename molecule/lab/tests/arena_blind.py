@@ -97,19 +97,25 @@ async def _wait(check, seconds, step=0.1):
         await asyncio.sleep(step)
 
 
+async def _click_until(target, done, seconds=60):
+    """Click ``target`` until ``done`` (async, truthy once the click took) holds, for up to
+    ``seconds``: a click that lands while gradio is still wiring the page up is dropped.
+    Each click is given 5 s to show before the next."""
+    end = time.monotonic() + seconds
+    while True:
+        await target.click(timeout=10000)
+        if await _wait(done, 5) or time.monotonic() > end:
+            return
+
+
 async def _open_tab(page, name, seconds=60):
-    """Click the tab ``name`` until it is selected (``aria-selected``): a click that lands
-    while gradio is still wiring the page up is dropped."""
+    """Click the tab ``name`` until it is selected (``aria-selected``)."""
     tab = page.get_by_role("tab", name=name, exact=True)
 
     async def selected():
         return await tab.get_attribute("aria-selected") == "true"
 
-    end = time.monotonic() + seconds
-    while True:
-        await tab.click(timeout=10000)
-        if await _wait(selected, 5) or time.monotonic() > end:
-            return
+    await _click_until(tab, selected, seconds)
 
 
 async def _short_answers(page):
@@ -123,14 +129,9 @@ async def _short_answers(page):
     async def opened():
         return await box.count() > 0
 
-    # As with the tabs: a click that lands while gradio is still wiring the page up is
-    # dropped, so the accordion is clicked until its box shows (a second click on an open
-    # one would close it, so only while it is still shut).
-    end = time.monotonic() + 60
-    while not await opened():
-        await toggle.click(timeout=10000)
-        if await _wait(opened, 5) or time.monotonic() > end:
-            break
+    # The accordion is shut when the page has loaded: clicked, as the tabs are, until its
+    # box shows.
+    await _click_until(toggle, opened)
     await box.fill(str(SHORT_ANSWER_TOKENS))
     await box.press("Enter")
     await box.blur()
